@@ -1,0 +1,519 @@
+"""The `[tool.hatch.build.hooks.pyaket]` table: dataclasses and validation.
+
+Validation collects every problem (with its TOML path, the bad value and what is allowed) before
+raising one `ConfigError`, so a user fixes their table in one go rather than one error per build.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.utils import canonicalize_name
+
+from hatch_pyaket.errors import ConfigError, Problem
+from hatch_pyaket.targets import Target, parse_target
+
+# Keys hatchling itself reads from every hook table; they are not ours to validate.
+HATCH_RESERVED_KEYS = frozenset(
+    {"dependencies", "require-runtime-dependencies", "require-runtime-features", "enable-by-default"}
+)
+
+TOOLS = ("cargo", "zigbuild", "xwin")
+PROFILES = {"size": "release", "speed": "release-speed"}
+UV_SOURCES = ("embed", "path")
+DEFAULT_UV_VERSION = "0.13.9"
+DEFAULT_VENDOR = "pyaket"
+DEFAULT_SELF_COMMAND = "self"
+DEFAULT_KEEP_VERSIONS = 2
+
+_VERSION_RE = re.compile(r"^\d+(\.\d+){0,2}$")
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_MODULE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+_OBJECT_REF_RE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
+_ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+@dataclass(frozen=True)
+class Entry:
+    """What one executable runs."""
+
+    kind: str  # "script" (module:attr), "module" (run as `-m`), or "code"
+    value: str
+    name: str  # the executable's base name: the script's name, or the project's
+    gui: bool = False
+
+
+@dataclass(frozen=True)
+class TargetOptions:
+    """Per-target settings from `[tool.hatch.build.hooks.pyaket.target."<triple>"]`; None: the global one."""
+
+    tool: str | None = None
+    cargo_args: tuple[str, ...] = ()
+    env: tuple[tuple[str, str], ...] = ()
+    offline: bool | None = None
+    embed_python: str | None = None  # "download", an archive path, or "" for none
+
+
+@dataclass(frozen=True)
+class PyaketConfig:
+    targets: tuple[Target, ...]
+    entries: tuple[Entry, ...]
+    python: str  # request handed to `uv venv --python`; "" lets uv choose
+    vendor: str
+    install_name: str
+    profile: str  # "size" or "speed"
+    output_dir: Path | None  # None: hatchling's build directory
+    uv: str  # "embed" or "path"
+    uv_version: str
+    self_command: str | None
+    keep_versions: int
+    required: bool | None  # None: decided by where the build runs (see plugin.py)
+    lock: bool = True
+    offline: bool = False
+    embed_python: str = ""  # "download", an absolute archive path, or "" for none
+    lock_python: str = ""  # the X.Y dependencies are resolved for
+    cargo_args: tuple[str, ...] = ()
+    env: tuple[tuple[str, str], ...] = ()
+    target_options: Mapping[str, TargetOptions] = field(default_factory=dict)
+
+    @property
+    def cargo_profile(self) -> str:
+        return PROFILES[self.profile]
+
+    def options_for(self, target: Target) -> TargetOptions:
+        return self.target_options.get(target.name) or self.target_options.get(target.triple) or TargetOptions()
+
+    def offline_for(self, target: Target) -> bool:
+        option = self.options_for(target).offline
+        return self.offline if option is None else option
+
+    def embed_python_for(self, target: Target) -> str:
+        option = self.options_for(target).embed_python
+        return self.embed_python if option is None else option
+
+    @property
+    def python_is_exact(self) -> bool:
+        """A version (3.12), not a specifier: locks are then made for that version and each target's platform."""
+        return bool(_VERSION_RE.match(self.python)) and self.python.count(".") >= 1
+
+
+@dataclass(frozen=True)
+class ProjectFacts:
+    """What validation needs from the project's metadata (kept apart from hatchling's objects)."""
+
+    name: str
+    version: str
+    requires_python: str
+    scripts: Mapping[str, str]
+    gui_scripts: Mapping[str, str]
+
+
+KNOWN_KEYS = (
+    "targets",
+    "script",
+    "scripts",
+    "module",
+    "code",
+    "gui",
+    "python",
+    "vendor",
+    "install-name",
+    "profile",
+    "output-dir",
+    "uv",
+    "uv-version",
+    "self-command",
+    "keep-versions",
+    "required",
+    "lock",
+    "offline",
+    "embed-python",
+    "cargo-args",
+    "env",
+    "target",
+)
+TARGET_KEYS = ("tool", "cargo-args", "env", "offline", "embed-python")
+# CPython minors a lock may be resolved for, oldest first.
+KNOWN_PYTHON_MINORS = tuple(f"3.{minor}" for minor in range(8, 17))
+
+
+class _Reader:
+    """Typed access to one TOML table that records problems instead of raising."""
+
+    def __init__(self, table: Mapping[str, Any], path: str, problems: list[Problem]) -> None:
+        self.table = table
+        self.path = path
+        self.problems = problems
+
+    def at(self, key: str) -> str:
+        return f"{self.path}.{key}" if re.match(r"^[A-Za-z0-9_-]+$", key) else f'{self.path}."{key}"'
+
+    def problem(self, key: str, message: str) -> None:
+        self.problems.append(Problem(self.at(key), message))
+
+    def check_unknown(self, known: tuple[str, ...]) -> None:
+        for key in self.table:
+            if key in known or key in HATCH_RESERVED_KEYS:
+                continue
+            close = difflib.get_close_matches(key, known, n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            self.problem(key, f"unknown setting; {hint}known settings: {', '.join(known)}")
+
+    def string(self, key: str, default: str | None = None) -> str | None:
+        value = self.table.get(key, default)
+        if value is None or isinstance(value, str):
+            return value
+        self.problem(key, f"must be a string, not {_show(value)}")
+        return default
+
+    def choice(self, key: str, choices: tuple[str, ...] | list[str], default: str) -> str:
+        value = self.string(key, default)
+        if value not in choices:
+            self.problem(key, f"{_show(value)} is not allowed; choose one of {', '.join(map(repr, choices))}")
+            return default
+        return value
+
+    def boolean(self, key: str, default: bool | None) -> bool | None:
+        value = self.table.get(key, default)
+        if value is None or isinstance(value, bool):
+            return value
+        self.problem(key, f"must be true or false, not {_show(value)}")
+        return default
+
+    def integer(self, key: str, default: int, minimum: int) -> int:
+        value = self.table.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int):
+            self.problem(key, f"must be a whole number, not {_show(value)}")
+            return default
+        if value < minimum:
+            self.problem(key, f"must be {minimum} or more, not {value}")
+            return default
+        return value
+
+    def string_list(self, key: str) -> list[str] | None:
+        value = self.table.get(key)
+        if value is None:
+            return None
+        if not isinstance(value, list):
+            self.problem(key, f"must be an array of strings, not {_show(value)}")
+            return None
+        good = []
+        for index, item in enumerate(value):
+            if isinstance(item, str):
+                good.append(item)
+            else:
+                self.problems.append(Problem(f"{self.at(key)}[{index}]", f"must be a string, not {_show(item)}"))
+        return good
+
+    def env_table(self, key: str) -> tuple[tuple[str, str], ...]:
+        value = self.table.get(key, {})
+        if not isinstance(value, Mapping):
+            self.problem(key, f"must be a table of NAME = \"value\" strings, not {_show(value)}")
+            return ()
+        pairs = []
+        for name, item in value.items():
+            where = f"{self.at(key)}.{name}"
+            if not _ENV_NAME_RE.match(name):
+                self.problems.append(Problem(where, "is not a valid environment variable name"))
+            elif not isinstance(item, str):
+                self.problems.append(Problem(where, f"must be a string, not {_show(item)}"))
+            else:
+                pairs.append((name, item))
+        return tuple(sorted(pairs))
+
+    def subtable(self, key: str) -> Mapping[str, Any]:
+        value = self.table.get(key, {})
+        if isinstance(value, Mapping):
+            return value
+        self.problem(key, f"must be a table, not {_show(value)}")
+        return {}
+
+
+def _show(value: object) -> str:
+    if isinstance(value, str):
+        return repr(value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple)):
+        return f"an array ({value!r})"
+    if isinstance(value, Mapping):
+        return "a table"
+    return f"{type(value).__name__} {value!r}"
+
+
+def parse_config(
+    table: Mapping[str, Any],
+    project: ProjectFacts,
+    *,
+    path: str = "tool.hatch.build.hooks.pyaket",
+    host_triple: str,
+    root: Path,
+) -> PyaketConfig:
+    """Validate the hook table against the project; raise one ConfigError listing every problem."""
+    problems: list[Problem] = []
+    r = _Reader(table, path, problems)
+    r.check_unknown(KNOWN_KEYS)
+
+    targets = _parse_targets(r, host_triple)
+    entries = _parse_entries(r, project)
+    python = _parse_python(r, project)
+
+    vendor = r.string("vendor", DEFAULT_VENDOR) or ""
+    if vendor and not _NAME_RE.match(vendor):
+        r.problem("vendor", f"{vendor!r} is not a usable folder name; use letters, digits, '.', '_' or '-'")
+    install_name = r.string("install-name", canonicalize_name(project.name)) or ""
+    if not _NAME_RE.match(install_name):
+        r.problem(
+            "install-name", f"{install_name!r} is not a usable folder name; use letters, digits, '.', '_' or '-'"
+        )
+
+    profile = r.choice("profile", tuple(PROFILES), "size")
+    output = r.string("output-dir")
+    output_dir = (root / output).resolve() if output else None
+
+    uv = r.choice("uv", UV_SOURCES, "embed")
+    uv_version = r.string("uv-version", DEFAULT_UV_VERSION) or DEFAULT_UV_VERSION
+    if not _VERSION_RE.match(uv_version):
+        r.problem("uv-version", f"{uv_version!r} is not a release version like {DEFAULT_UV_VERSION!r}")
+
+    self_command = _parse_self_command(r)
+    keep_versions = r.integer("keep-versions", DEFAULT_KEEP_VERSIONS, 0)
+    required = r.boolean("required", None)
+    lock = bool(r.boolean("lock", True))
+    offline = bool(r.boolean("offline", False))
+    embed_python = _parse_embed_python(r, root)
+    cargo_args = tuple(r.string_list("cargo-args") or ())
+    env = r.env_table("env")
+    target_options = _parse_target_options(r, targets, host_triple, root)
+    lock_python = _lock_python(r, python, project)
+    wants_exact = [key for key, on in (("offline", offline), ("embed-python", embed_python)) if on] + [
+        f'target."{name}".{key}'
+        for name, option in target_options.items()
+        for key, on in (("offline", option.offline), ("embed-python", option.embed_python))
+        if on
+    ]
+    if wants_exact and not (_VERSION_RE.match(python) and python.count(".") >= 1):
+        r.problem(
+            "python",
+            f"{wants_exact[0]} needs an exact Python version so the embedded files match the Python that runs them; "
+            f'set python = "3.X" (now {python or "unset"!r})',
+        )
+
+    if problems:
+        raise ConfigError(problems)
+    return PyaketConfig(
+        targets=tuple(targets),
+        entries=tuple(entries),
+        python=python,
+        vendor=vendor,
+        install_name=install_name,
+        profile=profile,
+        output_dir=output_dir,
+        uv=uv,
+        uv_version=uv_version,
+        self_command=self_command,
+        keep_versions=keep_versions,
+        required=required,
+        lock=lock,
+        offline=offline,
+        embed_python=embed_python,
+        lock_python=lock_python,
+        cargo_args=cargo_args,
+        env=env,
+        target_options=target_options,
+    )
+
+
+def _parse_targets(r: _Reader, host_triple: str) -> list[Target]:
+    names = r.string_list("targets")
+    if names is None:
+        return [parse_target(host_triple, host_triple)]
+    if not names:
+        r.problem("targets", "is empty; name at least one target triple, e.g. targets = [\"host\"]")
+    targets: list[Target] = []
+    seen: set[str] = set()
+    for index, name in enumerate(names):
+        where = f"{r.at('targets')}[{index}]"
+        try:
+            target = parse_target(name, host_triple)
+        except ValueError as error:
+            r.problems.append(Problem(where, str(error)))
+            continue
+        if target.name in seen:
+            r.problems.append(Problem(where, f"{target.name!r} is listed twice"))
+            continue
+        seen.add(target.name)
+        targets.append(target)
+    return targets
+
+
+def _parse_entries(r: _Reader, project: ProjectFacts) -> list[Entry]:
+    given = [key for key in ("script", "scripts", "module", "code") if key in r.table]
+    gui = r.boolean("gui", None)
+    all_scripts = {**project.scripts, **project.gui_scripts}
+    listing = ", ".join(sorted(all_scripts)) or "none"
+    if len(given) > 1:
+        r.problem(given[1], f"conflicts with {r.at(given[0])}; choose one of script, scripts, module or code")
+        return []
+
+    def script_entry(name: str, where: str) -> Entry | None:
+        if name not in all_scripts:
+            r.problems.append(
+                Problem(where, f"{name!r} is not in [project.scripts] or [project.gui-scripts]; they have: {listing}")
+            )
+            return None
+        reference = all_scripts[name]
+        if not _OBJECT_REF_RE.match(reference.split("[", 1)[0].strip()):
+            r.problems.append(Problem(where, f"script {name!r} points at {reference!r}, not at 'module:function'"))
+            return None
+        is_gui = name in project.gui_scripts if gui is None else gui
+        return Entry("script", reference.split("[", 1)[0].strip(), name, is_gui)
+
+    if not given:
+        if len(all_scripts) == 1:
+            name = next(iter(all_scripts))
+            entry = script_entry(name, r.at("script"))
+            return [entry] if entry else []
+        if not all_scripts:
+            r.problem(
+                "script",
+                "the project has no [project.scripts]; set script = \"<name>\", module = \"pkg.module\" "
+                "or code = \"...\" to say what the executable runs",
+            )
+        else:
+            r.problem(
+                "script",
+                f"the project has several scripts ({listing}); choose one with script = \"<name>\" "
+                "or build several with scripts = [...]",
+            )
+        return []
+
+    kind = given[0]
+    if kind == "script":
+        name = r.string("script") or ""
+        entry = script_entry(name, r.at("script"))
+        return [entry] if entry else []
+    if kind == "scripts":
+        names = r.string_list("scripts") or []
+        if not names and "scripts" in r.table and isinstance(r.table["scripts"], list):
+            r.problem("scripts", f"is empty; list one or more of: {listing}")
+        entries = []
+        for index, name in enumerate(names):
+            entry = script_entry(name, f"{r.at('scripts')}[{index}]")
+            if entry:
+                entries.append(entry)
+        return entries
+    value = r.string(kind) or ""
+    if kind == "module" and not _MODULE_RE.match(value):
+        r.problem("module", f"{value!r} is not a dotted module name like 'my_app.cli'")
+        return []
+    if kind == "code" and not value.strip():
+        r.problem("code", "is empty; give the Python source the executable runs")
+        return []
+    return [Entry(kind, value, canonicalize_name(project.name), bool(gui))]
+
+
+def _parse_python(r: _Reader, project: ProjectFacts) -> str:
+    python = r.string("python")
+    if python is None:
+        # uv accepts the specifier as a request and prefers an installed interpreter that fits.
+        return project.requires_python.strip()
+    python = python.strip()
+    if _VERSION_RE.match(python):
+        parts = python.split(".")
+        # "3.11" satisfies ">=3.11.4" if any 3.11.x does, so test both ends of the minor series.
+        candidates = [python] if len(parts) == 3 else [f"{python}.0", f"{python}.99"] if len(parts) == 2 else []
+        spec = SpecifierSet(project.requires_python or "")
+        if candidates and not any(spec.contains(c, prereleases=True) for c in candidates):
+            r.problem(
+                "python", f"{python!r} does not satisfy the project's requires-python {project.requires_python!r}"
+            )
+        return python
+    try:
+        SpecifierSet(python)
+    except InvalidSpecifier:
+        r.problem("python", f"{python!r} is neither a version like '3.12' nor a specifier like '>=3.10'")
+    return python
+
+
+def _parse_self_command(r: _Reader) -> str | None:
+    value = r.table.get("self-command", DEFAULT_SELF_COMMAND)
+    if value is False:
+        return None
+    if not isinstance(value, str) or not value or value.startswith("-") or any(c.isspace() for c in value):
+        r.problem("self-command", f"must be a word such as 'self' (or false to turn it off), not {_show(value)}")
+        return DEFAULT_SELF_COMMAND
+    return value
+
+
+def _parse_embed_python(r: _Reader, root: Path) -> str:
+    """false, "download", or a path to an install_only archive (made absolute against the project root)."""
+    value = r.table.get("embed-python", False)
+    if value is False:
+        return ""
+    if not isinstance(value, str) or not value.strip():
+        r.problem("embed-python", f'must be false, "download", or the path of a .tar.gz archive, not {_show(value)}')
+        return ""
+    if value == "download":
+        return value
+    path = (root / value).resolve()
+    if not path.is_file():
+        r.problem("embed-python", f"{value!r}: no such file (looked at {path}); give an install_only .tar.gz or \"download\"")
+    return str(path)
+
+
+def _lock_python(r: _Reader, python: str, project: ProjectFacts) -> str:
+    """The X.Y to resolve for: the exact version asked for, else the oldest one requires-python allows."""
+    if _VERSION_RE.match(python) and python.count(".") >= 1:
+        return ".".join(python.split(".")[:2])
+    try:
+        spec = SpecifierSet(python or project.requires_python or "")
+    except InvalidSpecifier:
+        return ""  # already reported for `python`
+    for minor in KNOWN_PYTHON_MINORS:
+        if any(spec.contains(f"{minor}.{patch}", prereleases=True) for patch in (0, 99)):
+            return minor
+    r.problem("python", f"no CPython {KNOWN_PYTHON_MINORS[0]}..{KNOWN_PYTHON_MINORS[-1]} satisfies {python!r}")
+    return ""
+
+
+def _parse_target_options(
+    r: _Reader, targets: list[Target], host_triple: str, root: Path
+) -> dict[str, TargetOptions]:
+    tables = r.subtable("target")
+    names = {t.name for t in targets} | {t.triple for t in targets}
+    options: dict[str, TargetOptions] = {}
+    for key, table in tables.items():
+        where = f"{r.at('target')}.\"{key}\""
+        if not isinstance(table, Mapping):
+            r.problems.append(Problem(where, f"must be a table, not {_show(table)}"))
+            continue
+        try:
+            name = parse_target(key, host_triple).name
+        except ValueError as error:
+            r.problems.append(Problem(where, str(error)))
+            continue
+        if name not in names:
+            r.problems.append(
+                Problem(where, f"{key!r} is not in targets ({', '.join(sorted(t.name for t in targets))})")
+            )
+        sub = _Reader(table, where, r.problems)
+        sub.check_unknown(TARGET_KEYS)
+        tool = sub.string("tool")
+        if tool is not None and tool not in TOOLS:
+            sub.problem("tool", f"{tool!r} is not allowed; choose one of {', '.join(map(repr, TOOLS))}")
+            tool = None
+        options[name] = TargetOptions(
+            tool=tool,
+            cargo_args=tuple(sub.string_list("cargo-args") or ()),
+            env=sub.env_table("env"),
+            offline=sub.boolean("offline", None),
+            embed_python=_parse_embed_python(sub, root) if "embed-python" in table else None,
+        )
+    return options

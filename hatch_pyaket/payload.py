@@ -1,0 +1,146 @@
+"""Assembling what one launcher embeds: the wheel, uv, and a manifest, byte-stable.
+
+The launcher crate's build.rs reads this folder (see docs/payload-contract.md). Files are written
+only when their content changes, so cargo sees an unchanged payload as unchanged and does not rebuild.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from hatch_pyaket.fetch import sha256_file
+
+SCHEMA = 1
+
+# Fields that decide what gets installed; two launchers agreeing on them share one installed venv,
+# so several scripts of one app (which differ only in their entry) install once.
+_INSTALL_FIELDS = ("app", "version", "install_name", "vendor", "target", "python", "wheel", "uv", "uv_version")
+
+
+@dataclass(frozen=True)
+class PayloadSpec:
+    app: str
+    version: str
+    install_name: str
+    vendor: str
+    target: str
+    entry_kind: str
+    entry_value: str
+    python: str
+    wheel: Path
+    uv: Path | None
+    uv_version: str
+    self_command: str | None
+    keep_versions: int
+    gui: bool
+    lock: Path | None = None  # hash-pinned requirements file
+    wheels: tuple[Path, ...] = ()  # every dependency, for an install without an index
+    python_archive: Path | None = None  # an install_only Python build
+    python_interpreter: str = ""  # the interpreter's path inside that archive
+
+    @property
+    def lock_key(self) -> str | None:
+        return "requirements.txt" if self.lock else None
+
+    @property
+    def wheel_keys(self) -> list[str]:
+        return [f"wheels/{wheel.name}" for wheel in self.wheels]
+
+    @property
+    def python_key(self) -> str | None:
+        return "python.tar.gz" if self.python_archive else None
+
+
+def _files(spec: PayloadSpec) -> dict[str, tuple[Path, bool]]:
+    files: dict[str, tuple[Path, bool]] = {spec.wheel.name: (spec.wheel, False)}
+    if spec.uv is not None:
+        files[spec.uv.name] = (spec.uv, True)
+    if spec.lock is not None:
+        files["requirements.txt"] = (spec.lock, False)
+    for key, wheel in zip(spec.wheel_keys, spec.wheels):
+        files[key] = (wheel, False)
+    if spec.python_archive is not None:
+        files["python.tar.gz"] = (spec.python_archive, False)
+    return files
+
+
+def manifest(spec: PayloadSpec, digests: Mapping[str, str], sizes: Mapping[str, int]) -> dict[str, object]:
+    files = _files(spec)
+    data: dict[str, object] = {
+        "schema": SCHEMA,
+        "app": spec.app,
+        "version": spec.version,
+        "install_name": spec.install_name,
+        "vendor": spec.vendor,
+        "target": spec.target,
+        "entry": {"kind": spec.entry_kind, "value": spec.entry_value},
+        "python": spec.python,
+        "wheel": spec.wheel.name,
+        "uv": spec.uv.name if spec.uv is not None else None,
+        "uv_version": spec.uv_version,
+        "lock": spec.lock_key,
+        "wheels": spec.wheel_keys,
+        "python_archive": spec.python_key,
+        "python_interpreter": spec.python_interpreter or None,
+        "self_command": spec.self_command,
+        "keep_versions": spec.keep_versions,
+        "gui": spec.gui,
+        "files": {
+            key: {"sha256": digests[key], "size": sizes[key], "executable": files[key][1]} for key in sorted(files)
+        },
+    }
+    identity = {name: data[name] for name in _INSTALL_FIELDS}
+    for name in ("lock", "wheels", "python_archive", "python_interpreter"):
+        identity[name] = data[name]
+    identity["files"] = {key: digests[key] for key in sorted(files)}
+    data["payload_hash"] = hashlib.sha256(_canonical(identity)).hexdigest()
+    return data
+
+
+def _canonical(data: object) -> bytes:
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+
+
+def _write_if_changed(path: Path, content: bytes) -> None:
+    if path.is_file() and path.read_bytes() == content:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.with_name(f".{path.name}.tmp")
+    temp.write_bytes(content)
+    os.replace(temp, path)
+
+
+def _copy_if_changed(source: Path, destination: Path, digest: str) -> None:
+    if destination.is_file() and destination.stat().st_size == source.stat().st_size:
+        if sha256_file(destination) == digest:
+            return
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    temp = destination.with_name(f".{destination.name}.tmp")
+    shutil.copyfile(source, temp)
+    os.replace(temp, destination)
+
+
+def stage(spec: PayloadSpec, folder: Path) -> dict[str, object]:
+    """Write the payload folder for `spec`; return its manifest."""
+    files = _files(spec)
+    digests = {key: sha256_file(source) for key, (source, _) in files.items()}
+    sizes = {key: source.stat().st_size for key, (source, _) in files.items()}
+    data = manifest(spec, digests, sizes)
+    folder.mkdir(parents=True, exist_ok=True)
+    for key, (source, _) in files.items():
+        _copy_if_changed(source, folder / key, digests[key])
+    _write_if_changed(folder / "manifest.json", json.dumps(data, indent=2, sort_keys=True).encode() + b"\n")
+    keep = set(files) | {"manifest.json"}
+    for path in sorted(folder.rglob("*"), reverse=True):
+        relative = path.relative_to(folder).as_posix()
+        if path.is_file() and relative not in keep:
+            path.unlink()
+        elif path.is_dir() and not any(path.iterdir()):
+            path.rmdir()
+    return data

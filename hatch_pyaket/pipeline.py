@@ -1,0 +1,226 @@
+"""From a built wheel and a validated config to executables in the output folder.
+
+Usable without hatchling: the hook (plugin.py) only gathers inputs and calls `build_executables`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from hatch_pyaket import artifacts, fetch, locking, payload, pythons, toolchain
+from hatch_pyaket.config import Entry, PyaketConfig
+from hatch_pyaket.errors import BuildError, PyaketError
+from hatch_pyaket.targets import Target
+
+Report = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class App:
+    name: str  # normalized project name
+    version: str
+
+
+def template_source() -> Path:
+    """The launcher crate shipped in the package (or beside it in a source checkout)."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "rust_template", here.parent / "rust_template"):
+        if (candidate / "Cargo.toml").is_file():
+            return candidate
+    raise BuildError(f"the launcher crate (rust_template) is missing from {here}; reinstall hatch-pyaket")
+
+
+def _tree_digest(root: Path) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(p for p in root.rglob("*") if p.is_file() and "target" not in p.relative_to(root).parts):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0")
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def template_copy(cache: Path) -> Path:
+    """A private copy of the crate in the cache, keyed by its content.
+
+    Cargo then never writes next to the installed package, and the copy's path stays the same
+    from build to build, so cargo's fingerprints (and the shared target dir) stay warm.
+    """
+    source = template_source()
+    destination = cache / "template" / _tree_digest(source)[:16]
+    if (destination / "Cargo.toml").is_file():
+        return destination
+    temp = destination.with_name(destination.name + f".tmp{os.getpid()}")
+    shutil.rmtree(temp, ignore_errors=True)
+    shutil.copytree(source, temp, ignore=shutil.ignore_patterns("target", "__pycache__"))
+    try:
+        os.replace(temp, destination)
+    except OSError:
+        # Another build put the same content there first.
+        shutil.rmtree(temp, ignore_errors=True)
+    return destination
+
+
+def target_dir(environ: Mapping[str, str], cache: Path) -> Path:
+    return Path(environ["CARGO_TARGET_DIR"]).resolve() if environ.get("CARGO_TARGET_DIR") else cache / "target"
+
+
+@dataclass
+class BuildContext:
+    """What every target of one build shares."""
+
+    cache: Path
+    template: Path
+    cargo_target_dir: Path
+    scratch: Path  # temporary files of this build
+    report: Report
+    locks: dict[str, str] = field(default_factory=dict)  # lock text per resolution (universal or a target)
+
+
+@dataclass(frozen=True)
+class Dependencies:
+    lock: Path | None = None
+    wheels: tuple[Path, ...] = ()
+    python_archive: Path | None = None
+    python_interpreter: str = ""
+
+
+def resolve_dependencies(config: PyaketConfig, target: Target, wheel: Path, ctx: BuildContext) -> Dependencies:
+    """The lock, offline wheels and Python archive this target embeds, per the config."""
+    offline = config.offline_for(target)
+    embed = config.embed_python_for(target)
+    work = ctx.scratch / target.name
+    work.mkdir(parents=True, exist_ok=True)
+    lock_file: Path | None = None
+    wheels: tuple[Path, ...] = ()
+    if config.lock or offline:
+        # An exact Python gets a lock for this target's platform; a range gets one universal lock.
+        per_target = offline or config.python_is_exact
+        key = target.name if per_target else "universal"
+        if key not in ctx.locks:
+            ctx.report(f"pyaket: locking dependencies ({key}, Python {config.lock_python})")
+            ctx.locks[key] = locking.lock(
+                wheel,
+                uv=locking.host_uv(),
+                python_version=config.lock_python,
+                target=target if per_target else None,
+                index_url=fetch.index_url(),
+            )
+        lock_file = work / "requirements.txt"
+        lock_file.write_text(ctx.locks[key])
+        if offline:
+            wheels = tuple(
+                locking.download_wheels(
+                    ctx.locks[key],
+                    target,
+                    config.lock_python,
+                    work / "wheels",
+                    index_url=fetch.index_url(),
+                    cache=ctx.cache / "wheels",
+                )
+            )
+    archive = pythons.python_archive(embed, target, config.python, cache=ctx.cache) if embed else None
+    return Dependencies(
+        lock=lock_file,
+        wheels=wheels,
+        python_archive=archive,
+        python_interpreter=pythons.interpreter_path(target) if archive else "",
+    )
+
+
+def _payload_spec(
+    config: PyaketConfig, app: App, target: Target, entry: Entry, wheel: Path, uv: Path | None, deps: Dependencies
+) -> payload.PayloadSpec:
+    return payload.PayloadSpec(
+        app=app.name,
+        version=app.version,
+        install_name=config.install_name,
+        vendor=config.vendor,
+        target=target.name,
+        entry_kind=entry.kind,
+        entry_value=entry.value,
+        python=config.python,
+        wheel=wheel,
+        uv=uv,
+        uv_version=config.uv_version,
+        self_command=config.self_command,
+        keep_versions=config.keep_versions,
+        gui=entry.gui,
+        lock=deps.lock,
+        wheels=deps.wheels,
+        python_archive=deps.python_archive,
+        python_interpreter=deps.python_interpreter,
+    )
+
+
+def build_target(
+    config: PyaketConfig, app: App, target: Target, wheel: Path, output_dir: Path, ctx: BuildContext
+) -> list[artifacts.Artifact]:
+    """Compile one launcher per entry for `target` and place them in `output_dir`."""
+    options = config.options_for(target)
+    cargo_args = [*config.cargo_args, *options.cargo_args]
+    user_env = {**dict(config.env), **dict(options.env)}
+    invocation = toolchain.plan(
+        target,
+        template=ctx.template,
+        target_dir=ctx.cargo_target_dir,
+        profile=config.cargo_profile,
+        forced_tool=options.tool,
+        cargo_args=cargo_args,
+        extra_env=user_env,
+    )
+    tool_env = toolchain.preflight(invocation, target, cargo_args)
+    uv = fetch.uv_binary(target, config.uv_version) if config.uv == "embed" else None
+    deps = resolve_dependencies(config, target, wheel, ctx)
+    made = []
+    for entry in config.entries:
+        staging = ctx.cargo_target_dir / "pyaket-payload" / target.name
+        payload.stage(_payload_spec(config, app, target, entry, wheel, uv, deps), staging)
+        env = {**tool_env, "PYAKET_PAYLOAD_DIR": str(staging), "PYAKET_GUI": "1" if entry.gui else "0"}
+        ctx.report(f"pyaket: {target.name} [{entry.name}] with {invocation.tool}: {invocation.describe()}")
+        built = toolchain.run(invocation, target, env)
+        destination = output_dir / artifacts.executable_name(entry.name, app.version, target)
+        artifacts.place(built, destination)
+        made.append(artifacts.record(destination, target, entry.name, invocation.tool))
+    return made
+
+
+def build_executables(
+    config: PyaketConfig,
+    app: App,
+    wheel: Path,
+    output_dir: Path,
+    *,
+    report: Report,
+    environ: Mapping[str, str] | None = None,
+) -> list[artifacts.Artifact]:
+    """Build every configured target; a failing target does not stop the others, but fails the build."""
+    environ = os.environ if environ is None else environ
+    cache = fetch.cache_dir(environ)
+    made: list[artifacts.Artifact] = []
+    failures: list[tuple[str, str]] = []
+    with tempfile.TemporaryDirectory(prefix="pyaket-") as scratch:
+        ctx = BuildContext(cache, template_copy(cache), target_dir(environ, cache), Path(scratch), report)
+        for target in config.targets:
+            try:
+                made += build_target(config, app, target, wheel, output_dir, ctx)
+            except PyaketError as error:
+                failures.append((target.name, str(error)))
+                report(f"pyaket: {target.name} FAILED: {error}")
+    for artifact in made:
+        report(f"pyaket: built {artifact.path} ({_size(artifact.size)})")
+    if made:
+        artifacts.write_checksums(output_dir, made)
+    if failures:
+        summary = "\n".join(f"  - {name}: {message}" for name, message in failures)
+        built = ", ".join(a.target for a in made) or "none"
+        raise BuildError(f"{len(failures)} of {len(config.targets)} targets failed (built: {built}):\n{summary}")
+    return made
+
+
+def _size(size: int) -> str:
+    return f"{size / (1 << 20):.1f} MiB" if size >= 1 << 20 else f"{size / 1024:.0f} KiB"

@@ -1,0 +1,228 @@
+"""Choosing and running cargo, cargo-zigbuild or cargo-xwin for a target; turning failures into clear errors."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import sysconfig
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from hatch_pyaket.errors import BuildError, ToolchainError
+from hatch_pyaket.targets import Target, detect_host_triple
+
+LAUNCHER_PACKAGE = "pyaket-launcher"
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """One compile: the command, the environment it adds, and where the executable appears."""
+
+    tool: str  # "cargo", "zigbuild" or "xwin"
+    command: tuple[str, ...]
+    env: Mapping[str, str]
+    artifact: Path
+
+    def describe(self) -> str:
+        return shlex.join(self.command)
+
+
+def cargo_executable(environ: Mapping[str, str] | None = None) -> str | None:
+    """`$CARGO` if set (as cargo itself honours it), else cargo on PATH."""
+    environ = os.environ if environ is None else environ
+    return environ.get("CARGO") or shutil.which("cargo")
+
+
+@lru_cache(maxsize=None)
+def _rustc_host(rustc: str) -> str | None:
+    try:
+        output = subprocess.run([rustc, "-vV"], capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    for line in output.splitlines():
+        if line.startswith("host:"):
+            return line.split(":", 1)[1].strip()
+    return None
+
+
+def host_triple(environ: Mapping[str, str] | None = None) -> str:
+    """The host's triple as rustc sees it (it knows musl vs gnu exactly), else as Python sees it."""
+    environ = os.environ if environ is None else environ
+    rustc = environ.get("RUSTC") or shutil.which("rustc")
+    return (_rustc_host(rustc) if rustc else None) or detect_host_triple()
+
+
+def choose_tool(target: Target, host: str, forced: str | None, environ: Mapping[str, str]) -> str:
+    """cargo where the host builds natively; zigbuild for a foreign OS, arch or libc, or a glibc floor;
+    xwin for MSVC from a non-Windows host. `AUTO_ZIGBUILD=0` keeps plain cargo for the zig cases."""
+    if forced:
+        return forced
+    host_target = Target(host, host, None)
+    if target.libc == "msvc":
+        # zig cannot link MSVC binaries; Windows hosts have the MSVC linker for every Windows arch.
+        return "cargo" if host_target.os == "windows" else "xwin"
+    foreign = (target.os, target.arch, target.libc) != (host_target.os, host_target.arch, host_target.libc)
+    if foreign or target.glibc is not None:
+        if environ.get("AUTO_ZIGBUILD", "1").strip().lower() in {"0", "false", "no", "off"}:
+            return "cargo"
+        return "zigbuild"
+    return "cargo"
+
+
+def _find_script(name: str) -> str | None:
+    """A console script from PATH, or beside this Python (an isolated build env may not be on PATH)."""
+    found = shutil.which(name)
+    if found:
+        return found
+    scripts = Path(sysconfig.get_path("scripts"))
+    for candidate in (scripts / name, scripts / f"{name}.exe"):
+        if candidate.is_file():
+            return str(candidate)
+    return None
+
+
+def _zig_env(environ: Mapping[str, str]) -> dict[str, str]:
+    """Point cargo-zigbuild at the `ziglang` package's zig when no zig is on PATH."""
+    if environ.get("CARGO_ZIGBUILD_ZIG_PATH") or shutil.which("zig"):
+        return {}
+    try:
+        import ziglang  # type: ignore[import-not-found]
+    except ImportError:
+        raise ToolchainError(
+            "zig is needed to cross-compile but was not found; install it with `pip install hatch-pyaket[zig]` "
+            "(the ziglang package) or put `zig` on PATH"
+        ) from None
+    zig = Path(ziglang.__file__).parent / ("zig.exe" if sys.platform == "win32" else "zig")
+    return {"CARGO_ZIGBUILD_ZIG_PATH": str(zig)}
+
+
+def _target_std_missing(target: Target, environ: Mapping[str, str], cargo_args: Sequence[str]) -> bool:
+    """Whether rustc lacks the target's standard library (build-std brings its own, so it never lacks)."""
+    if "CARGO_UNSTABLE_BUILD_STD" in environ or any(arg.startswith("-Zbuild-std") for arg in cargo_args):
+        return False
+    rustc = environ.get("RUSTC") or shutil.which("rustc") or "rustc"
+    try:
+        libdir = subprocess.run(
+            [rustc, "--print", "target-libdir", "--target", target.triple], capture_output=True, text=True, check=True
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return True
+    return not any(p.name.startswith("libstd-") for p in Path(libdir).glob("libstd-*"))
+
+
+def _ensure_target_std(target: Target, environ: Mapping[str, str], cargo_args: Sequence[str]) -> None:
+    if not _target_std_missing(target, environ, cargo_args):
+        return
+    rustup = shutil.which("rustup")
+    if rustup and "RUSTC" not in environ:
+        # Adds the std to the active toolchain only; the user's default toolchain is not changed.
+        result = subprocess.run([rustup, "target", "add", target.triple], capture_output=True, text=True)
+        if result.returncode == 0 and not _target_std_missing(target, environ, cargo_args):
+            return
+        detail = (result.stderr or result.stdout).strip().splitlines()
+        reason = f" (`rustup target add {target.triple}` said: {detail[-1] if detail else 'nothing'})"
+    else:
+        reason = ""
+    raise ToolchainError(
+        f"the Rust standard library for {target.triple} is not installed{reason}. Run "
+        f"`rustup target add {target.triple}`, or build it from source with "
+        f'cargo-args = ["-Zbuild-std=std,panic_abort"] and env RUSTC_BOOTSTRAP = "1" in '
+        f'[tool.hatch.build.hooks.pyaket.target."{target.name}"]'
+    )
+
+
+def plan(
+    target: Target,
+    *,
+    template: Path,
+    target_dir: Path,
+    profile: str,
+    forced_tool: str | None,
+    cargo_args: Sequence[str],
+    extra_env: Mapping[str, str],
+    environ: Mapping[str, str] | None = None,
+    host: str | None = None,
+) -> Invocation:
+    """Decide how to compile the launcher for `target`. Pure apart from reading `environ`."""
+    environ = os.environ if environ is None else environ
+    host = host or host_triple(environ)
+    tool = choose_tool(target, host, forced_tool, {**environ, **extra_env})
+    cargo = cargo_executable(environ) or "cargo"
+    build_target = target.triple
+    if tool == "zigbuild":
+        command = [_find_script("cargo-zigbuild") or "cargo-zigbuild", "zigbuild"]
+        build_target = target.zig_target()
+    elif tool == "xwin":
+        command = [_find_script("cargo-xwin") or "cargo-xwin", "xwin", "build"]
+    else:
+        command = [cargo, "build"]
+    command += [
+        "--locked",
+        "--profile",
+        profile,
+        "--target",
+        build_target,
+        "--package",
+        LAUNCHER_PACKAGE,
+        "--manifest-path",
+        str(template / "Cargo.toml"),
+        *cargo_args,
+    ]
+    artifact = target_dir / target.triple / profile / f"{LAUNCHER_PACKAGE}{target.exe_suffix}"
+    env = {"CARGO_TARGET_DIR": str(target_dir), **extra_env}
+    return Invocation(tool=tool, command=tuple(command), env=env, artifact=artifact)
+
+
+def preflight(invocation: Invocation, target: Target, cargo_args: Sequence[str]) -> dict[str, str]:
+    """Check the tools before compiling; return extra environment the tools need."""
+    environ = {**os.environ, **invocation.env}
+    if not cargo_executable(environ):
+        raise ToolchainError(
+            "cargo was not found (looked at $CARGO and PATH); install Rust from https://rustup.rs "
+            "to build executables"
+        )
+    extra: dict[str, str] = {}
+    if invocation.tool == "zigbuild":
+        if not _find_script("cargo-zigbuild"):
+            raise ToolchainError(
+                f"{target.name} needs cargo-zigbuild, which was not found; install it with "
+                "`pip install hatch-pyaket[zig]`, or set AUTO_ZIGBUILD=0 to use your own linker for it"
+            )
+        extra.update(_zig_env(environ))
+    elif invocation.tool == "xwin":
+        if not _find_script("cargo-xwin"):
+            raise ToolchainError(
+                f"{target.name} needs cargo-xwin, which was not found; install it with "
+                "`pip install hatch-pyaket[xwin]`. It downloads Microsoft's CRT and Windows SDK on first use "
+                "(cached in XWIN_CACHE_DIR); by using it you accept Microsoft's license for them"
+            )
+    _ensure_target_std(target, environ, cargo_args)
+    return extra
+
+
+def run(invocation: Invocation, target: Target, extra_env: Mapping[str, str]) -> Path:
+    """Run the compile with cargo's own progress on the console; one clear error if it fails."""
+    env = {**os.environ, **invocation.env, **extra_env}
+    try:
+        result = subprocess.run(invocation.command, env=env, stdout=sys.stderr)
+    except OSError as error:
+        raise ToolchainError(f"could not start {invocation.command[0]!r}: {error}") from None
+    if result.returncode != 0:
+        hint = ""
+        if invocation.tool == "xwin":
+            hint = (
+                "\ncargo-xwin must download Microsoft's CRT and Windows SDK (set XWIN_CACHE_DIR to a folder "
+                "that already holds them for offline builds); see the output above"
+            )
+        raise BuildError(
+            f"compiling the launcher for {target.name} failed (exit code {result.returncode}) with "
+            f"{invocation.tool}:\n  {invocation.describe()}{hint}"
+        )
+    if not invocation.artifact.is_file():
+        raise BuildError(f"{invocation.tool} succeeded but {invocation.artifact} was not written")
+    return invocation.artifact
