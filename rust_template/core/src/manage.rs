@@ -1,0 +1,166 @@
+//! `<app> self <command>`: management commands, when the manifest enables them.
+
+use std::ffi::OsString;
+use std::io::{self, Write};
+
+use anyhow::{Context, Result};
+
+use crate::dirs::{env_nonempty, Layout};
+use crate::install::{self, Out};
+use crate::{lock, Payload};
+
+// println! panics on a closed pipe (`app self check | head -1`); a broken
+// pipe is not worth an abort.
+macro_rules! outln {
+    ($($arg:tt)*) => {{ let _ = writeln!(io::stdout(), $($arg)*); }};
+}
+macro_rules! errln {
+    ($($arg:tt)*) => {{ let _ = writeln!(io::stderr(), $($arg)*); }};
+}
+
+const COMMANDS: &str = concat!(
+    "  info     show the app, its payload and where it is installed\n",
+    "  check    verify every embedded file (decompress + sha256) without installing\n",
+    "  remove   delete this version's installation\n",
+    "  restore  reinstall this version (remove + install), without running the app\n",
+    "  clean    delete the other installed versions of this app\n",
+    "  help     show this help",
+);
+
+pub(crate) fn run(p: &Payload, args: &[OsString]) -> Result<i32> {
+    let cmd = args.first().map(|a| a.to_string_lossy().into_owned());
+    match cmd.as_deref() {
+        Some("info") => info(p),
+        Some("check") => check(p),
+        Some("remove") => remove(p),
+        Some("restore") => restore(p),
+        Some("clean") => clean(p),
+        Some("help" | "--help" | "-h") => {
+            outln!("{}", usage(p));
+            Ok(0)
+        }
+        other => {
+            if let Some(other) = other {
+                errln!("error: unknown command {other:?}");
+            }
+            errln!("{}", usage(p));
+            Ok(2)
+        }
+    }
+}
+
+fn usage(p: &Payload) -> String {
+    let name = p.self_command.unwrap_or("self");
+    format!(
+        "{} {} (pyaket launcher)\n\nusage: {} {name} <command>\n\ncommands:\n{COMMANDS}",
+        p.app, p.version, p.app
+    )
+}
+
+fn info(p: &Payload) -> Result<i32> {
+    let layout = Layout::new(p)?;
+    let mut o = io::stdout().lock();
+    let python = match env_nonempty("PYAKET_PYTHON") {
+        Some(v) => format!("{} (PYAKET_PYTHON)", v.to_string_lossy()),
+        None => match p.python_archive {
+            Some(name) => format!("embedded {name}"),
+            None => p.python.to_string(),
+        },
+    };
+    let uv = match (env_nonempty("PYAKET_UV"), p.uv) {
+        (Some(v), _) => format!("{} (PYAKET_UV)", v.to_string_lossy()),
+        (None, Some(_)) => format!("{} (embedded)", p.uv_version),
+        (None, None) => "uv from PATH".to_string(),
+    };
+    let write = |o: &mut io::StdoutLock, k: &str, v: &str| writeln!(o, "{k:<13}{v}");
+    let r = (|| -> io::Result<()> {
+        write(&mut o, "app", p.app)?;
+        write(&mut o, "version", p.version)?;
+        write(&mut o, "target", p.target)?;
+        write(&mut o, "payload hash", p.payload_hash)?;
+        write(&mut o, "python", &python)?;
+        write(&mut o, "uv", &uv)?;
+        write(
+            &mut o,
+            "install dir",
+            &layout.version_dir.display().to_string(),
+        )?;
+        write(
+            &mut o,
+            "installed",
+            if layout.is_installed() { "yes" } else { "no" },
+        )?;
+        if p.gui {
+            write(&mut o, "log file", &layout.log_file().display().to_string())?;
+        }
+        Ok(())
+    })();
+    r.context("writing to stdout")?;
+    Ok(0)
+}
+
+fn check(p: &Payload) -> Result<i32> {
+    let mut failed = 0;
+    for f in p.files {
+        match f.decompress_into(&mut io::sink()) {
+            Ok(()) => outln!("ok    {} ({} bytes)", f.name, f.size),
+            Err(e) => {
+                outln!("FAIL  {}: {e:#}", f.name);
+                failed += 1;
+            }
+        }
+    }
+    if failed == 0 {
+        outln!("OK: {} embedded files verified", p.files.len());
+        Ok(0)
+    } else {
+        outln!(
+            "FAILED: {failed} of {} embedded files are corrupted",
+            p.files.len()
+        );
+        Ok(1)
+    }
+}
+
+fn remove(p: &Payload) -> Result<i32> {
+    let layout = Layout::new(p)?;
+    let mut err = io::stderr();
+    let _lock = lock::acquire(&layout, &mut err)?;
+    if layout.version_dir.exists() {
+        install::remove_dir_locked(&layout, &layout.version_dir)?;
+        install::remove_versions(&layout, std::iter::empty(), &mut err);
+        errln!("removed {}", layout.version_dir.display());
+    } else {
+        errln!("{} {} is not installed", p.app, p.version);
+    }
+    Ok(0)
+}
+
+fn restore(p: &Payload) -> Result<i32> {
+    let layout = Layout::new(p)?;
+    let mut out = Out::new(p, &layout)?;
+    let _ = writeln!(
+        out,
+        "{} {}: reinstalling into {} ...",
+        p.app,
+        p.version,
+        layout.version_dir.display()
+    );
+    install::reinstall(p, &layout, &mut out)?;
+    errln!("installed {}", layout.version_dir.display());
+    Ok(0)
+}
+
+fn clean(p: &Payload) -> Result<i32> {
+    let layout = Layout::new(p)?;
+    let mut err = io::stderr();
+    let _lock = lock::acquire(&layout, &mut err)?;
+    let others = install::other_versions(&layout);
+    for dir in &others {
+        errln!("removing {}", dir.display());
+    }
+    let n = others.len();
+    install::remove_versions(&layout, others.into_iter(), &mut err);
+    errln!("removed {n} other version(s)");
+    Ok(0)
+}

@@ -1,0 +1,317 @@
+//! Turns `$PYAKET_PAYLOAD_DIR` (manifest.json + files, see
+//! docs/payload-contract.md) into `$OUT_DIR/payload.rs`, embedding every file
+//! zstd-compressed.
+//!
+//! Compressed blobs are cached in `$OUT_DIR/blobs/` by content hash and
+//! level: recompressing a 40 MB uv at level 19 takes ~35 s, and it rarely
+//! changes between builds. Output is deterministic for identical input
+//! (sorted keys, fixed level, pinned zstd version in Cargo.lock).
+
+use std::collections::BTreeSet;
+use std::env;
+use std::fmt::Write as _;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+
+const DEFAULT_LEVEL: i32 = 19;
+
+fn main() {
+    if let Err(msg) = run() {
+        eprintln!("\nerror: pyaket payload: {msg}\n");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> Result<(), String> {
+    println!("cargo::rerun-if-env-changed=PYAKET_PAYLOAD_DIR");
+    println!("cargo::rerun-if-env-changed=PYAKET_ZSTD_LEVEL");
+    let dir = match env::var_os("PYAKET_PAYLOAD_DIR") {
+        Some(d) if !d.is_empty() => PathBuf::from(d),
+        _ => {
+            return Err("PYAKET_PAYLOAD_DIR is not set. It must name a directory holding \
+                        manifest.json and the files it lists (the hatch-pyaket build hook sets it)."
+                .into())
+        }
+    };
+    let level = match env::var("PYAKET_ZSTD_LEVEL") {
+        Ok(v) if !v.is_empty() => v
+            .parse::<i32>()
+            .ok()
+            .filter(|l| (1..=22).contains(l))
+            .ok_or_else(|| format!("PYAKET_ZSTD_LEVEL={v:?} is not a level in 1..=22"))?,
+        _ => DEFAULT_LEVEL,
+    };
+    let out_dir = PathBuf::from(env::var_os("OUT_DIR").ok_or("OUT_DIR is not set")?);
+
+    let manifest_path = dir.join("manifest.json");
+    println!("cargo::rerun-if-changed={}", manifest_path.display());
+    let text = fs::read_to_string(&manifest_path)
+        .map_err(|e| format!("cannot read {}: {e}", manifest_path.display()))?;
+    let m: Value = serde_json::from_str(&text)
+        .map_err(|e| format!("{} is not valid JSON: {e}", manifest_path.display()))?;
+    let m = Manifest(m.as_object().ok_or("manifest.json must be a JSON object")?);
+
+    let schema = m.u64("schema")?;
+    if schema != 1 {
+        return Err(format!(
+            "unsupported manifest schema {schema} (this launcher reads schema 1)"
+        ));
+    }
+
+    let files =
+        m.0.get("files")
+            .and_then(Value::as_object)
+            .ok_or("`files` must be an object")?;
+    let blob_dir = out_dir.join("blobs");
+    fs::create_dir_all(&blob_dir)
+        .map_err(|e| format!("cannot create {}: {e}", blob_dir.display()))?;
+
+    let mut used_blobs = BTreeSet::new();
+    let mut files_code = String::new();
+    // serde_json's Map is a BTreeMap (no preserve_order): keys come sorted.
+    for (name, meta) in files {
+        check_rel_path(name)?;
+        let meta = Manifest(
+            meta.as_object()
+                .ok_or_else(|| format!("files[{name:?}] must be an object"))?,
+        );
+        let sha256 = meta.str("sha256")?.to_ascii_lowercase();
+        let size = meta.u64("size")?;
+        let executable = meta.bool("executable")?;
+        let path = name.split('/').fold(dir.clone(), |p, part| p.join(part));
+        println!("cargo::rerun-if-changed={}", path.display());
+        let blob_name = format!("{sha256}-{level}.zst");
+        let blob = blob_dir.join(&blob_name);
+        let data = fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        if data.len() as u64 != size {
+            return Err(format!(
+                "{}: size is {} bytes, manifest says {size}",
+                path.display(),
+                data.len()
+            ));
+        }
+        let got = hex(&Sha256::digest(&data));
+        if got != sha256 {
+            return Err(format!(
+                "{}: sha256 is {got}, manifest says {sha256}",
+                path.display()
+            ));
+        }
+        if !blob.is_file() {
+            compress(&data, level, &blob)?;
+        }
+        used_blobs.insert(blob_name.clone());
+        let _ = writeln!(
+            files_code,
+            "        pyaket_core::PayloadFile {{ name: {name:?}, sha256: {sha256:?}, size: {size}, \
+             executable: {executable}, data: include_bytes!(concat!(env!(\"OUT_DIR\"), \"/blobs/{blob_name}\")) }},"
+        );
+    }
+    // Drop blobs of files no longer embedded, so OUT_DIR does not grow with every wheel.
+    if let Ok(entries) = fs::read_dir(&blob_dir) {
+        for entry in entries.flatten() {
+            if !used_blobs.contains(entry.file_name().to_string_lossy().as_ref()) {
+                let _ = fs::remove_file(entry.path());
+            }
+        }
+    }
+
+    let file_key = |key: &str| -> Result<Option<String>, String> {
+        match m.opt_str(key)? {
+            Some(k) if files.contains_key(&k) => Ok(Some(k)),
+            Some(k) => Err(format!("`{key}` names {k:?}, which is not in `files`")),
+            None => Ok(None),
+        }
+    };
+    let wheel = file_key("wheel")?.ok_or("`wheel` is required")?;
+    let uv = file_key("uv")?;
+    let lock = file_key("lock")?;
+    let python_archive = file_key("python_archive")?;
+    let mut wheels = Vec::new();
+    for w in
+        m.0.get("wheels")
+            .and_then(Value::as_array)
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
+    {
+        let w = w.as_str().ok_or("`wheels` must be a list of strings")?;
+        if !files.contains_key(w) {
+            return Err(format!("`wheels` names {w:?}, which is not in `files`"));
+        }
+        wheels.push(w.to_string());
+    }
+
+    let entry =
+        m.0.get("entry")
+            .and_then(Value::as_object)
+            .ok_or("`entry` must be an object")?;
+    let entry = Manifest(entry);
+    let kind = match entry.str("kind")?.as_str() {
+        "script" => "Script",
+        "module" => "Module",
+        "code" => "Code",
+        other => {
+            return Err(format!(
+                "unknown entry kind {other:?} (script, module or code)"
+            ))
+        }
+    };
+    let entry_value = entry.str("value")?;
+    if entry_value.trim().is_empty() {
+        return Err("`entry.value` is empty".into());
+    }
+
+    let app = m.str("app")?;
+    let version = m.str("version")?;
+    let install_name = m.str("install_name")?;
+    let vendor = m.str("vendor")?;
+    check_dir_name("version", &version, false)?;
+    check_dir_name("install_name", &install_name, false)?;
+    check_dir_name("vendor", &vendor, true)?;
+    let payload_hash = m.str("payload_hash")?.to_ascii_lowercase();
+    if payload_hash.len() < 12 || !payload_hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(format!(
+            "`payload_hash` {payload_hash:?} is not a hex digest"
+        ));
+    }
+    let keep_versions =
+        u32::try_from(m.u64("keep_versions")?).map_err(|_| "`keep_versions` is too large")?;
+    let self_command = m.opt_str("self_command")?;
+    if self_command.as_deref() == Some("") {
+        return Err("`self_command` is empty (use null to disable it)".into());
+    }
+
+    let mut code = String::new();
+    let _ = write!(
+        code,
+        "// @generated by pyaket-payload's build.rs from $PYAKET_PAYLOAD_DIR/manifest.json\n\
+         pub static PAYLOAD: pyaket_core::Payload = pyaket_core::Payload {{\n\
+         \x20   app: {app:?},\n\
+         \x20   version: {version:?},\n\
+         \x20   install_name: {install_name:?},\n\
+         \x20   vendor: {vendor:?},\n\
+         \x20   target: {target:?},\n\
+         \x20   entry: pyaket_core::Entry {{ kind: pyaket_core::EntryKind::{kind}, value: {entry_value:?} }},\n\
+         \x20   python: {python:?},\n\
+         \x20   wheel: {wheel:?},\n\
+         \x20   uv: {uv:?},\n\
+         \x20   uv_version: {uv_version:?},\n\
+         \x20   lock: {lock:?},\n\
+         \x20   wheels: &{wheels:?},\n\
+         \x20   python_archive: {python_archive:?},\n\
+         \x20   self_command: {self_command:?},\n\
+         \x20   keep_versions: {keep_versions},\n\
+         \x20   gui: {gui},\n\
+         \x20   payload_hash: {payload_hash:?},\n\
+         \x20   files: &[\n{files_code}    ],\n\
+         }};\n",
+        target = m.str("target")?,
+        python = m.str("python")?,
+        uv_version = m.opt_str("uv_version")?.unwrap_or_default(),
+        gui = m.bool("gui")?,
+    );
+    let out = out_dir.join("payload.rs");
+    // Rewriting identical content would still be fine, but skipping it keeps mtimes stable.
+    if fs::read_to_string(&out).ok().as_deref() != Some(code.as_str()) {
+        fs::write(&out, code).map_err(|e| format!("cannot write {}: {e}", out.display()))?;
+    }
+    Ok(())
+}
+
+fn compress(data: &[u8], level: i32, blob: &Path) -> Result<(), String> {
+    let mut c = zstd::bulk::Compressor::new(level).map_err(|e| format!("zstd: {e}"))?;
+    // The size lets the decoder preallocate; the checksum is redundant with sha256.
+    c.include_contentsize(true)
+        .map_err(|e| format!("zstd: {e}"))?;
+    c.include_checksum(false)
+        .map_err(|e| format!("zstd: {e}"))?;
+    let z = c
+        .compress(data)
+        .map_err(|e| format!("zstd: compressing {}: {e}", blob.display()))?;
+    let tmp = blob.with_extension("zst.tmp");
+    fs::write(&tmp, &z).map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
+    fs::rename(&tmp, blob).map_err(|e| format!("cannot write {}: {e}", blob.display()))
+}
+
+/// Keys become paths under the extraction dir at run time: no escaping it.
+fn check_rel_path(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && !name.starts_with('/')
+        && !name.contains('\\')
+        && !name.contains(':')
+        && name
+            .split('/')
+            .all(|part| !part.is_empty() && part != "." && part != "..");
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "file key {name:?} must be a relative path with `/` separators, without `.`/`..`"
+        ))
+    }
+}
+
+fn check_dir_name(key: &str, value: &str, empty_ok: bool) -> Result<(), String> {
+    if value.is_empty() {
+        return if empty_ok {
+            Ok(())
+        } else {
+            Err(format!("`{key}` is empty"))
+        };
+    }
+    let bad = value == "."
+        || value == ".."
+        || value.starts_with('.')
+        || value.chars().any(|c| {
+            matches!(c, '/' | '\\' | ':' | '*' | '?' | '"' | '<' | '>' | '|') || c.is_control()
+        });
+    if bad {
+        return Err(format!(
+            "`{key}` {value:?} cannot be used as a directory name"
+        ));
+    }
+    Ok(())
+}
+
+struct Manifest<'a>(&'a Map<String, Value>);
+
+impl Manifest<'_> {
+    fn get(&self, key: &str) -> Result<&Value, String> {
+        self.0
+            .get(key)
+            .ok_or_else(|| format!("manifest key `{key}` is missing"))
+    }
+    fn str(&self, key: &str) -> Result<String, String> {
+        self.get(key)?
+            .as_str()
+            .map(str::to_string)
+            .ok_or_else(|| format!("`{key}` must be a string"))
+    }
+    fn opt_str(&self, key: &str) -> Result<Option<String>, String> {
+        match self.0.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(_) => Err(format!("`{key}` must be a string or null")),
+        }
+    }
+    fn u64(&self, key: &str) -> Result<u64, String> {
+        self.get(key)?
+            .as_u64()
+            .ok_or_else(|| format!("`{key}` must be a non-negative integer"))
+    }
+    fn bool(&self, key: &str) -> Result<bool, String> {
+        self.get(key)?
+            .as_bool()
+            .ok_or_else(|| format!("`{key}` must be true or false"))
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().fold(String::with_capacity(64), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
