@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Every test, on a fresh machine: installs what the tests need (pip; apt and zig for the cross
+# targets), then runs pytest. Extra arguments go to pytest.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+python3 -m pip install -q -e '.[test,zig]'
+bash .ci/setup-cross.sh
+python3 -m pytest -ra "$@"

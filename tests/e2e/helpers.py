@@ -1,0 +1,64 @@
+"""Building the example project with real frontends and running what they produce."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+HOST_TRIPLE = "x86_64-unknown-linux-gnu"
+
+
+def build(
+    project: Path, *args: str, env: Mapping[str, str] | None = None, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    """`python -m build --no-isolation` in this environment (the plugin is installed here)."""
+    result = subprocess.run(
+        [sys.executable, "-m", "build", "--no-isolation", *args, str(project)],
+        cwd=project,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"build failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def find_links_env(plugin_wheels: Path) -> dict[str, str]:
+    """Let isolated build environments find this checkout's wheel (it is not on PyPI)."""
+    links = " ".join(filter(None, [os.environ.get("PIP_FIND_LINKS", ""), str(plugin_wheels)]))
+    return {"PIP_FIND_LINKS": links, "UV_FIND_LINKS": str(plugin_wheels)}
+
+
+def executables(dist: Path) -> list[Path]:
+    return sorted(p for p in dist.iterdir() if p.is_file() and p.suffix not in {".whl", ".gz"} and p.name != "SHA256SUMS")
+
+
+def run(
+    exe: Path,
+    args: Sequence[str] = (),
+    *,
+    install_root: Path,
+    stdin: str | None = None,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 300,
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(exe), *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        env={**os.environ, "PYAKET_INSTALL_DIR": str(install_root), **(env or {})},
+        timeout=timeout,
+    )
+
+
+def installed_versions(install_root: Path, app: str = "example-app", vendor: str = "pyaket") -> list[Path]:
+    app_dir = install_root / vendor / app
+    if not app_dir.is_dir():
+        return []
+    return sorted(p for p in app_dir.iterdir() if p.is_dir() and not p.name.startswith("."))

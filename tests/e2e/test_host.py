@@ -1,0 +1,261 @@
+"""The host target end to end: real builds with real frontends, real executables run as subprocesses."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tarfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT, no_cargo_path
+from tests.e2e.helpers import HOST_TRIPLE, build, executables, find_links_env, installed_versions, run
+
+pytestmark = pytest.mark.e2e
+
+EXE_NAME = f"example-app-1.0.0-{HOST_TRIPLE}"
+INSTALLING = "first run, installing into"
+
+
+@dataclass(frozen=True)
+class Built:
+    project: Path
+    dist: Path
+    exe: Path
+    output: str
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
+    """`python -m build`: the sdist, then the wheel built from that sdist (so the executable too)."""
+    project = tmp_path_factory.mktemp("built") / "example_project"
+    import shutil
+
+    shutil.copytree(ROOT / "example_project", project, ignore=shutil.ignore_patterns("dist"))
+    result = build(project)
+    dist = project / "dist"
+    return Built(project, dist, dist / EXE_NAME, result.stdout + result.stderr)
+
+
+def test_python_m_build_gives_sdist_wheel_executable_and_checksums(built: Built) -> None:
+    names = sorted(p.name for p in built.dist.iterdir())
+    assert names == ["SHA256SUMS", EXE_NAME, "example_app-1.0.0-py3-none-any.whl", "example_app-1.0.0.tar.gz"]
+    assert os.access(built.exe, os.X_OK)
+    assert f"pyaket: built {built.exe}" in built.output
+    assert subprocess.run(["sha256sum", "-c", "SHA256SUMS"], cwd=built.dist, capture_output=True).returncode == 0
+
+
+def test_first_run_installs_and_passes_args_and_exit_code(built: Built, install_root: Path) -> None:
+    args = ["two words", 'a "quoted" \'arg\'', "ünïcødé ✓", "", "--exit", "7"]
+    result = run(built.exe, args, install_root=install_root)
+    assert result.returncode == 7, result.stderr
+    assert INSTALLING in result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("example-app 1.0.0 (colorama ")
+    assert json.loads(lines[1].removeprefix("args: ")) == args[:4]
+    (version_dir,) = installed_versions(install_root)
+    assert (version_dir / ".pyaket-installed").is_file()
+    assert version_dir.name.startswith("1.0.0-")
+    assert str(version_dir) in lines[2]  # the app runs on the private venv's Python
+
+    again = run(built.exe, ["second"], install_root=install_root)
+    assert again.returncode == 0
+    assert INSTALLING not in again.stderr and again.stderr == ""
+    assert json.loads(again.stdout.splitlines()[1].removeprefix("args: ")) == ["second"]
+    assert installed_versions(install_root) == [version_dir]
+
+
+def test_stdin_reaches_the_app(built: Built, install_root: Path) -> None:
+    text = "line one\nligne deux é\n"
+    result = run(built.exe, ["--stdin"], install_root=install_root, stdin=text)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.splitlines()[3].removeprefix("stdin: ")) == text
+
+
+def test_sigterm_reaches_the_app(built: Built, install_root: Path) -> None:
+    assert run(built.exe, [], install_root=install_root).returncode == 0  # install first
+    process = subprocess.Popen(
+        [str(built.exe), "--wait"],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYAKET_INSTALL_DIR": str(install_root)},
+    )
+    assert process.stdout is not None
+    for line in process.stdout:
+        if line.strip() == "waiting":
+            break
+    process.send_signal(signal.SIGTERM)
+    rest = process.stdout.read()
+    assert process.wait(timeout=30) == 143
+    assert "got SIGTERM" in rest
+
+
+def test_eight_concurrent_first_runs_install_once(built: Built, install_root: Path) -> None:
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(lambda i: run(built.exe, [f"run{i}"], install_root=install_root), range(8)))
+    assert [r.returncode for r in results] == [0] * 8, [r.stderr for r in results]
+    assert sum(INSTALLING in r.stderr for r in results) == 1
+    assert len(installed_versions(install_root)) == 1
+    for i, result in enumerate(results):
+        assert json.loads(result.stdout.splitlines()[1].removeprefix("args: ")) == [f"run{i}"]
+
+
+def test_the_venv_ignores_the_callers_environment(built: Built, install_root: Path, tmp_path: Path) -> None:
+    cwd = tmp_path / "hostile"
+    cwd.mkdir()
+    # Everything here would break or redirect a naive `uv pip install` / `python` started in this folder.
+    (cwd / "uv.toml").write_text('index-url = "http://127.0.0.1:9/simple"\n')
+    (cwd / "pyproject.toml").write_text('[tool.uv]\nindex-url = "http://127.0.0.1:9/simple"\n')
+    (cwd / ".env").write_text("PYTHONPATH=/nonexistent\n")
+    (cwd / "colorama.py").write_text("raise SystemExit('shadowed by the current directory')\n")
+    env = {
+        "VIRTUAL_ENV": str(tmp_path / "not-a-venv"),
+        "PYTHONPATH": str(cwd),
+        "PYTHONHOME": str(tmp_path / "nope"),
+        "UV_PROJECT_ENVIRONMENT": str(tmp_path / "elsewhere"),
+        "UV_CONFIG_FILE": str(cwd / "uv.toml"),
+    }
+    result = subprocess.run(
+        [str(built.exe), "x"],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env, "PYAKET_INSTALL_DIR": str(install_root)},
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("example-app 1.0.0 (colorama ")
+    assert not (tmp_path / "elsewhere").exists() and not (tmp_path / "not-a-venv").exists()
+
+
+def test_hatch_build_makes_wheel_sdist_and_executable_but_leaves_the_sdist_alone(
+    example_copy: Path, plugin_wheel_dir: Path, install_root: Path, tmp_path: Path
+) -> None:
+    env = {**os.environ, **find_links_env(plugin_wheel_dir), "HATCH_DATA_DIR": str(tmp_path / "hatch-data")}
+    result = subprocess.run(["hatch", "build"], cwd=example_copy, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    dist = example_copy / "dist"
+    assert sorted(p.name for p in dist.iterdir()) == [
+        "SHA256SUMS", EXE_NAME, "example_app-1.0.0-py3-none-any.whl", "example_app-1.0.0.tar.gz"
+    ]  # fmt: skip
+    output = result.stdout + result.stderr
+    assert output.count("pyaket: built ") == 1
+    with tarfile.open(dist / "example_app-1.0.0.tar.gz") as sdist:
+        names = sdist.getnames()
+    assert not any(HOST_TRIPLE in name for name in names), names
+    # Nothing but dist/ was added to the project tree.
+    assert sorted(p.name for p in example_copy.iterdir()) == ["README.md", "dist", "pyproject.toml", "src"]
+    result = run(dist / EXE_NAME, ["ok"], install_root=install_root)
+    assert result.returncode == 0 and "args: [\"ok\"]" in result.stdout
+
+
+def _edit(project: Path, old: str, new: str, path: str = "src/example_app/cli.py") -> None:
+    file = project / path
+    file.write_text(file.read_text().replace(old, new, 1))
+
+
+def test_a_rebuilt_wheel_with_the_same_version_installs_afresh(example_copy: Path, install_root: Path) -> None:
+    build(example_copy, "--wheel")
+    exe = example_copy / "dist" / EXE_NAME
+    assert run(exe, [], install_root=install_root).returncode == 0
+    _edit(example_copy, 'print("args: "', 'print("rebuilt")\n    print("args: "')
+    started = time.monotonic()
+    build(example_copy, "--wheel")
+    rebuild_seconds = time.monotonic() - started
+    result = run(exe, [], install_root=install_root)
+    assert result.returncode == 0, result.stderr
+    assert INSTALLING in result.stderr
+    assert result.stdout.splitlines()[1] == "rebuilt"
+    assert len(installed_versions(install_root)) == 2
+    print(f"warm rebuild after a code change: {rebuild_seconds:.1f} s")
+
+
+def test_a_failed_install_leaves_nothing_and_the_next_run_tries_again(example_copy: Path, install_root: Path) -> None:
+    _edit(
+        example_copy,
+        'dependencies = ["colorama>=0.4"]',
+        'dependencies = ["colorama>=0.4", "colorama==0.0.1"]',
+        "pyproject.toml",
+    )
+    # With the default lock, the build itself refuses the unsatisfiable requirements...
+    refused = build(example_copy, "--wheel", check=False)
+    assert refused.returncode != 0
+    assert "locking the dependencies of example_app-1.0.0" in refused.stderr
+    assert "set lock = false" in refused.stderr
+    assert executables(example_copy / "dist") == []
+    # ...without it, they fail at the first run, which must leave nothing behind.
+    _edit(example_copy, 'targets = ["host"]', 'targets = ["host"]\nlock = false', "pyproject.toml")
+    build(example_copy, "--wheel")
+    exe = example_copy / "dist" / EXE_NAME
+    for _ in range(2):
+        result = run(exe, [], install_root=install_root)
+        assert result.returncode != 0
+        assert INSTALLING in result.stderr
+        assert "colorama" in result.stderr and "error: installing example-app 1.0.0 failed" in result.stderr
+        assert result.stdout == ""
+        assert installed_versions(install_root) == []
+        leftovers = [p.name for p in (install_root / "pyaket" / "example-app").iterdir()]
+        assert all(name in {".lock"} or name.endswith(".log") for name in leftovers), leftovers
+
+
+BAD_CONFIGS = [
+    ('targets = ["x86_64-unknown-linux-gun"]', "tool.hatch.build.hooks.pyaket.targets[0]: unknown target"),
+    ('script = "missing"', "tool.hatch.build.hooks.pyaket.script: 'missing' is not in [project.scripts]"),
+    ('python = "2.7"', "tool.hatch.build.hooks.pyaket.python: '2.7' does not satisfy"),
+    ("profile = 3", "tool.hatch.build.hooks.pyaket.profile: must be a string"),
+    ('colour = "blue"', "tool.hatch.build.hooks.pyaket.colour: unknown setting"),
+    ('uv-version = "latest"', "tool.hatch.build.hooks.pyaket.uv-version: 'latest' is not a release version"),
+]
+
+
+@pytest.mark.parametrize(("line", "message"), BAD_CONFIGS, ids=[b[0].split()[0] for b in BAD_CONFIGS])
+def test_bad_config_fails_clearly_and_writes_nothing(example_copy: Path, line: str, message: str) -> None:
+    _edit(example_copy, 'targets = ["host"]', f'targets = ["host"]\n{line}', "pyproject.toml")
+    if line.startswith("targets"):
+        _edit(example_copy, 'targets = ["host"]\n', "", "pyproject.toml")
+    result = build(example_copy, "--wheel", check=False)
+    assert result.returncode != 0
+    assert message in result.stdout + result.stderr
+    dist = example_copy / "dist"
+    assert not dist.exists() or executables(dist) == []
+
+
+def test_pip_install_of_the_sdist_needs_no_rust(built: Built, plugin_wheel_dir: Path, tmp_path: Path) -> None:
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    env = {
+        **os.environ,
+        **find_links_env(plugin_wheel_dir),
+        "PATH": no_cargo_path(),
+        "CARGO": "",
+        "PIP_NO_CACHE_DIR": "1",
+    }
+    env.pop("CARGO")
+    sdist = built.dist / "example_app-1.0.0.tar.gz"
+    result = subprocess.run(
+        [str(venv / "bin" / "python"), "-m", "pip", "install", "-v", str(sdist)], env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "the wheel is built WITHOUT executables" in result.stdout + result.stderr
+    app = subprocess.run([str(venv / "bin" / "example-app"), "hi"], capture_output=True, text=True)
+    assert app.returncode == 0 and 'args: ["hi"]' in app.stdout
+
+
+def test_a_release_build_without_rust_fails_clearly_or_skips_on_request(example_copy: Path) -> None:
+    env = {"PATH": no_cargo_path()}
+    result = build(example_copy, "--wheel", env=env, check=False)
+    assert result.returncode != 0
+    assert "cargo was not found" in result.stdout + result.stderr
+    assert "HATCH_PYAKET_SKIP=1" in result.stdout + result.stderr
+    assert not (example_copy / "dist").exists() or executables(example_copy / "dist") == []
+
+    skipped = build(example_copy, "--wheel", env={**env, "HATCH_PYAKET_SKIP": "1"})
+    assert "HATCH_PYAKET_SKIP is set" in skipped.stdout + skipped.stderr
+    assert [p.name for p in (example_copy / "dist").iterdir()] == ["example_app-1.0.0-py3-none-any.whl"]
