@@ -185,7 +185,18 @@ def build_target(
         built = toolchain.run(invocation, target, env)
         destination = output_dir / artifacts.executable_name(entry.name, app.version, target)
         artifacts.place(built, destination)
-        made.append(artifacts.record(destination, target, entry.name, invocation.tool))
+        made.append(
+            artifacts.record(
+                destination,
+                target,
+                entry.name,
+                invocation.tool,
+                python=config.python,
+                uv_version=config.uv_version if uv else "",
+                offline=config.offline_for(target),
+                embedded_python=deps.python_archive is not None,
+            )
+        )
     return made
 
 
@@ -215,6 +226,7 @@ def build_executables(
         report(f"pyaket: built {artifact.path} ({_size(artifact.size)})")
     if made:
         artifacts.write_checksums(output_dir, made)
+        artifacts.write_manifest(output_dir, app.name, app.version, made)
     if failures:
         summary = "\n".join(f"  - {name}: {message}" for name, message in failures)
         built = ", ".join(a.target for a in made) or "none"

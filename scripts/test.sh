@@ -4,6 +4,6 @@
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
-python3 -m pip install -q -e '.[test,zig]'
-bash .ci/setup-cross.sh
+python3 -m pip install -q -e '.[test,zig,xwin]'
+CROSS_PY_ARM64=1 bash .ci/setup-cross.sh
 python3 -m pytest -ra "$@"

@@ -34,7 +34,7 @@ def find_links_env(plugin_wheels: Path) -> dict[str, str]:
 
 
 def executables(dist: Path) -> list[Path]:
-    return sorted(p for p in dist.iterdir() if p.is_file() and p.suffix not in {".whl", ".gz"} and p.name != "SHA256SUMS")
+    return sorted(p for p in dist.iterdir() if p.is_file() and p.suffix not in {".whl", ".gz", ".json"} and p.name != "SHA256SUMS")
 
 
 def run(
@@ -61,4 +61,5 @@ def installed_versions(install_root: Path, app: str = "example-app", vendor: str
     app_dir = install_root / vendor / app
     if not app_dir.is_dir():
         return []
-    return sorted(p for p in app_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
+    # Version folders are `<version>-<hash>`; `python-<hash>` holds an embedded Python, `.tmp-*` an install.
+    return sorted(p for p in app_dir.iterdir() if p.is_dir() and p.name[:1].isdigit())

@@ -46,10 +46,17 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
 
 def test_python_m_build_gives_sdist_wheel_executable_and_checksums(built: Built) -> None:
     names = sorted(p.name for p in built.dist.iterdir())
-    assert names == ["SHA256SUMS", EXE_NAME, "example_app-1.0.0-py3-none-any.whl", "example_app-1.0.0.tar.gz"]
+    assert names == [
+        "SHA256SUMS", EXE_NAME, "example_app-1.0.0-py3-none-any.whl", "example_app-1.0.0.tar.gz", "pyaket-manifest.json"
+    ]  # fmt: skip
     assert os.access(built.exe, os.X_OK)
     assert f"pyaket: built {built.exe}" in built.output
     assert subprocess.run(["sha256sum", "-c", "SHA256SUMS"], cwd=built.dist, capture_output=True).returncode == 0
+    manifest = json.loads((built.dist / "pyaket-manifest.json").read_text())
+    (entry,) = manifest["executables"]
+    assert (manifest["app"], manifest["version"]) == ("example-app", "1.0.0")
+    assert entry["file"] == EXE_NAME and entry["target"] == HOST_TRIPLE and entry["toolchain"] == "cargo"
+    assert entry["size"] == built.exe.stat().st_size and entry["uv_version"] and entry["python"] == ">=3.9"
 
 
 def test_first_run_installs_and_passes_args_and_exit_code(built: Built, install_root: Path) -> None:
@@ -143,7 +150,7 @@ def test_hatch_build_makes_wheel_sdist_and_executable_but_leaves_the_sdist_alone
     assert result.returncode == 0, result.stdout + result.stderr
     dist = example_copy / "dist"
     assert sorted(p.name for p in dist.iterdir()) == [
-        "SHA256SUMS", EXE_NAME, "example_app-1.0.0-py3-none-any.whl", "example_app-1.0.0.tar.gz"
+        "SHA256SUMS", EXE_NAME, "example_app-1.0.0-py3-none-any.whl", "example_app-1.0.0.tar.gz", "pyaket-manifest.json"
     ]  # fmt: skip
     output = result.stdout + result.stderr
     assert output.count("pyaket: built ") == 1
