@@ -192,13 +192,18 @@ def test_msvc_without_the_crt_fails_with_the_xwin_error(tmp_path: Path) -> None:
     assert not dist.exists() or not list(dist.glob("example-app-*"))
 
 
-def test_a_missing_target_std_is_a_clear_error(tmp_path: Path) -> None:
+def test_one_failing_target_fails_the_build_with_a_summary_after_the_others(tmp_path: Path) -> None:
     env = load_cross_env()
     project = tmp_path / "example_project"
     shutil.copytree(ROOT / "example_project", project, ignore=shutil.ignore_patterns("dist"))
     pyproject = project / "pyproject.toml"
-    pyproject.write_text(pyproject.read_text().replace('targets = ["host"]', 'targets = ["i686-unknown-linux-musl"]'))
+    targets = 'targets = ["i686-unknown-linux-musl", "x86_64-unknown-linux-gnu.2.17"]'
+    pyproject.write_text(pyproject.read_text().replace('targets = ["host"]', targets))
     result = build(project, "--wheel", env=env, check=False)
     assert result.returncode != 0
     assert "the Rust standard library for i686-unknown-linux-musl is not installed" in result.stderr
     assert "rustup target add i686-unknown-linux-musl" in result.stderr and "-Zbuild-std" in result.stderr
+    assert "1 of 2 targets failed (built: x86_64-unknown-linux-gnu.2.17)" in result.stderr
+    dist = project / "dist"
+    assert sorted(p.name for p in dist.glob("example-app-*")) == ["example-app-1.0.0-x86_64-unknown-linux-gnu.2.17"]
+    assert not list(dist.glob(".*"))  # no temporary leftovers
