@@ -72,6 +72,7 @@ def _write_atomic(path: Path, content: str) -> None:
     fd, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     with os.fdopen(fd, "w", newline="\n") as handle:
         handle.write(content)
+    os.chmod(temp_name, 0o644)  # published beside the executables: readable like them
     os.replace(temp_name, path)
 
 

@@ -16,6 +16,7 @@ hatch build
 ls -l dist/
 triple="$(rustc -vV | sed -n 's/^host: //p')"
 exe="dist/example-app-1.0.0-$triple"
+export PYAKET_INSTALL_DIR="$work/apps"  # a private install root, so the demo always shows a first run
 echo "--- first run (installs), then a second run:"
 "$exe" "hello world" --exit 0
 "$exe" again
