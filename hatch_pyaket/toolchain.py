@@ -175,7 +175,34 @@ def plan(
     ]
     artifact = target_dir / target.triple / profile / f"{LAUNCHER_PACKAGE}{target.exe_suffix}"
     env = {"CARGO_TARGET_DIR": str(target_dir), **extra_env}
+    flags_env, flags_args = _remap_paths(target, template, {**environ, **extra_env})
+    env.update(flags_env)
+    command += flags_args
     return Invocation(tool=tool, command=tuple(command), env=env, artifact=artifact)
+
+
+def _cargo_home(environ: Mapping[str, str]) -> Path:
+    return Path(environ.get("CARGO_HOME") or Path.home() / ".cargo")
+
+
+def _remap_paths(target: Target, template: Path, environ: Mapping[str, str]) -> tuple[dict[str, str], list[str]]:
+    """Map machine-specific source paths (registry, the crate's copy) to fixed ones, so the
+    executable does not depend on where CARGO_HOME or the cache is.
+
+    The flags go where cargo reads rustflags without dropping the user's: appended to
+    CARGO_ENCODED_RUSTFLAGS or RUSTFLAGS when set (they override everything else), otherwise
+    as a `--config` array, which cargo merges with config files and CARGO_TARGET_<T>_RUSTFLAGS.
+    """
+    flags = [
+        f"--remap-path-prefix={_cargo_home(environ)}=/cargo",
+        f"--remap-path-prefix={template}=/pyaket",
+    ]
+    if environ.get("CARGO_ENCODED_RUSTFLAGS"):
+        return {"CARGO_ENCODED_RUSTFLAGS": "\x1f".join([environ["CARGO_ENCODED_RUSTFLAGS"], *flags])}, []
+    if environ.get("RUSTFLAGS", "").strip():
+        return {"RUSTFLAGS": " ".join([environ["RUSTFLAGS"], *flags])}, []
+    array = ", ".join(f'"{flag}"' for flag in flags)
+    return {}, ["--config", f'target.{target.triple}.rustflags = [{array}]']
 
 
 def preflight(invocation: Invocation, target: Target, cargo_args: Sequence[str]) -> dict[str, str]:

@@ -8,6 +8,7 @@ from hatch_pyaket import toolchain
 from hatch_pyaket.targets import parse_target
 
 LINUX = "x86_64-unknown-linux-gnu"
+CARGO_HOME = Path.home() / ".cargo"
 
 
 @pytest.mark.parametrize(
@@ -58,6 +59,8 @@ def test_xwin_command_is_exact() -> None:
     assert list(invocation.command[1:]) == [
         "xwin", "build", "--locked", "--profile", "release", "--target", "x86_64-pc-windows-msvc",
         "--package", "pyaket-launcher", "--manifest-path", "/tpl/Cargo.toml",
+        "--config", 'target.x86_64-pc-windows-msvc.rustflags = '
+        f'["--remap-path-prefix={CARGO_HOME}=/cargo", "--remap-path-prefix=/tpl=/pyaket"]',
     ]  # fmt: skip
     assert invocation.artifact == Path("/cache/target/x86_64-pc-windows-msvc/release/pyaket-launcher.exe")
     assert invocation.env["CARGO_TARGET_DIR"] == "/cache/target"
@@ -67,8 +70,12 @@ def test_zigbuild_gets_the_default_glibc_floor_but_the_artifact_path_does_not() 
     invocation = plan("aarch64-unknown-linux-gnu", cargo_args=["--timings"], extra_env={"RUSTFLAGS": "-Cx"})
     assert invocation.command[1] == "zigbuild"
     assert "aarch64-unknown-linux-gnu.2.17" in invocation.command
-    assert invocation.command[-1] == "--timings"
-    assert invocation.env["RUSTFLAGS"] == "-Cx"
+    assert "--timings" in invocation.command
+    # The user's RUSTFLAGS are kept; path remapping is appended to them.
+    assert invocation.env["RUSTFLAGS"].split() == [
+        "-Cx", f"--remap-path-prefix={CARGO_HOME}=/cargo", "--remap-path-prefix=/tpl=/pyaket"
+    ]  # fmt: skip
+    assert "--config" not in invocation.command
     assert invocation.artifact == Path("/cache/target/aarch64-unknown-linux-gnu/release/pyaket-launcher")
 
 
@@ -76,3 +83,10 @@ def test_plain_cargo_respects_CARGO() -> None:
     invocation = plan("x86_64-unknown-linux-gnu", profile="release-speed")
     assert invocation.command[:2] == ("/bin/cargo", "build")
     assert invocation.artifact.parent.name == "release-speed"
+
+
+def test_encoded_rustflags_are_extended_not_replaced() -> None:
+    invocation = plan("x86_64-unknown-linux-gnu", environ={"CARGO_ENCODED_RUSTFLAGS": "-C\x1fopt-level=1", "CARGO_HOME": "/ch"})
+    assert invocation.env["CARGO_ENCODED_RUSTFLAGS"].split("\x1f") == [
+        "-C", "opt-level=1", "--remap-path-prefix=/ch=/cargo", "--remap-path-prefix=/tpl=/pyaket"
+    ]  # fmt: skip
