@@ -266,3 +266,22 @@ def test_a_release_build_without_rust_fails_clearly_or_skips_on_request(example_
     skipped = build(example_copy, "--wheel", env={**env, "HATCH_PYAKET_SKIP": "1"})
     assert "HATCH_PYAKET_SKIP is set" in skipped.stdout + skipped.stderr
     assert [p.name for p in (example_copy / "dist").iterdir()] == ["example_app-1.0.0-py3-none-any.whl"]
+
+
+def test_uv_from_path_and_an_output_dir(example_copy: Path, install_root: Path, tmp_path: Path) -> None:
+    _edit(example_copy, 'targets = ["host"]', 'targets = ["host"]\nuv = "path"\noutput-dir = "executables"', "pyproject.toml")
+    build(example_copy, "--wheel")
+    exe = example_copy / "executables" / EXE_NAME
+    assert executables(example_copy / "dist") == [] and exe.is_file()
+    # No uv inside: the launcher is the launcher and the wheel (well under the 12+ MiB with uv).
+    assert exe.stat().st_size < 3 * 1024 * 1024
+    import uv as uv_package
+
+    uv_dir = str(Path(uv_package.find_uv_bin()).parent)
+    without_uv = os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep) if not Path(p, "uv").exists())
+    missing = run(exe, [], install_root=install_root, env={"PATH": without_uv})
+    assert missing.returncode == 1 and "uv" in missing.stderr and "PATH" in missing.stderr
+    assert installed_versions(install_root) == []
+    ok = run(exe, ["with uv"], install_root=install_root, env={"PATH": f"{uv_dir}{os.pathsep}{without_uv}"})
+    assert ok.returncode == 0, ok.stderr
+    assert 'args: ["with uv"]' in ok.stdout
