@@ -25,7 +25,7 @@ from packaging.version import InvalidVersion, Version
 from hatch_pyaket import fetch, toolchain
 from hatch_pyaket.config import DEFAULT_UV_VERSION
 from hatch_pyaket.errors import BuildError
-from hatch_pyaket.targets import Target, parse_target
+from hatch_pyaket.targets import MACOS_ARCH, WHEEL_ARCH, WINDOWS_PLATFORM, Target, parse_target
 
 # uv's `--python-platform` knows these manylinux floors for x86_64 and aarch64 (uv 0.13).
 _UV_MANYLINUX_MINORS = (17, 28, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40)
@@ -42,20 +42,8 @@ _UV_PLAIN_PLATFORMS = frozenset(
     }
 )
 
-# Wheel platform-tag architecture per Rust architecture (linux).
-_WHEEL_ARCH = {
-    "x86_64": "x86_64",
-    "aarch64": "aarch64",
-    "i686": "i686",
-    "armv7": "armv7l",
-    "powerpc64le": "ppc64le",
-    "s390x": "s390x",
-    "riscv64gc": "riscv64",
-}
-_WINDOWS_PLATFORM = {"x86_64": "win_amd64", "aarch64": "win_arm64", "i686": "win32"}
 # The oldest macOS a launcher is assumed to run on: the embedded uv supports macOS 13 and later.
 MACOS_FLOOR = {"x86_64": (13, 0), "aarch64": (13, 0)}
-_MACOS_ARCH = {"x86_64": "x86_64", "aarch64": "arm64"}
 # musl 1.2 is what Rust's musl targets ship; musllinux_1_1 wheels run there too.
 MUSL_FLOOR = (1, 2)
 # Legacy names of manylinux floors (PEP 513/571/599), still found on older wheels.
@@ -242,11 +230,11 @@ def platform_tags(target: Target) -> list[str]:
     """Wheel platform tags that run on `target`, most specific first."""
     arch = target.arch
     if target.os == "windows":
-        return [_WINDOWS_PLATFORM[arch]] if arch in _WINDOWS_PLATFORM else []
+        return [WINDOWS_PLATFORM[arch]] if arch in WINDOWS_PLATFORM else []
     if target.os == "macos":
-        mac_arch = _MACOS_ARCH.get(arch, arch)
+        mac_arch = MACOS_ARCH.get(arch, arch)
         return list(mac_platforms(MACOS_FLOOR.get(arch, (11, 0)), mac_arch))
-    wheel_arch = _WHEEL_ARCH.get(arch, arch)
+    wheel_arch = WHEEL_ARCH.get(arch, arch)
     if target.libc == "musl":
         return [f"musllinux_{MUSL_FLOOR[0]}_{m}_{wheel_arch}" for m in range(MUSL_FLOOR[1], -1, -1)]
     major, minor = target.glibc or target.default_glibc_floor
@@ -275,8 +263,8 @@ def marker_environment(target: Target, python_version: str) -> dict[str, str]:
     full = python_version if python_version.count(".") >= 2 else f"{major}.{minor}.0"
     machine = {
         "windows": {"x86_64": "AMD64", "aarch64": "ARM64", "i686": "x86"}.get(target.arch, target.arch),
-        "macos": _MACOS_ARCH.get(target.arch, target.arch),
-    }.get(target.os, _WHEEL_ARCH.get(target.arch, target.arch))
+        "macos": MACOS_ARCH.get(target.arch, target.arch),
+    }.get(target.os, WHEEL_ARCH.get(target.arch, target.arch))
     return {
         "implementation_name": "cpython",
         "implementation_version": full,

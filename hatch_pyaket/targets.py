@@ -47,8 +47,8 @@ MIN_GLIBC_BY_ARCH: dict[str, tuple[int, int]] = {"riscv64gc": (2, 27)}
 
 _FLOOR_RE = re.compile(r"^(?P<triple>[^.]+)\.(?P<major>\d+)\.(?P<minor>\d+)$")
 
-# uv's PyPI wheels: platform-tag prefix and architecture suffix per (os, libc, arch).
-_UV_WHEEL_ARCH = {
+# Wheel platform tags' architecture names per Rust architecture, for uv's wheels and dependencies'.
+WHEEL_ARCH = {
     "x86_64": "x86_64",
     "aarch64": "aarch64",
     "i686": "i686",
@@ -57,8 +57,8 @@ _UV_WHEEL_ARCH = {
     "s390x": "s390x",
     "riscv64gc": "riscv64",
 }
-_UV_WINDOWS_TAG = {"x86_64": "win_amd64", "aarch64": "win_arm64", "i686": "win32"}
-_UV_MACOS_ARCH = {"x86_64": "x86_64", "aarch64": "arm64"}
+WINDOWS_PLATFORM = {"x86_64": "win_amd64", "aarch64": "win_arm64", "i686": "win32"}
+MACOS_ARCH = {"x86_64": "x86_64", "aarch64": "arm64"}
 
 
 @dataclass(frozen=True)
@@ -111,10 +111,10 @@ class Target:
         """Whether a wheel platform tag carries a uv binary that runs on this target."""
         arch = self.arch
         if self.os == "windows":
-            return platform_tag == _UV_WINDOWS_TAG.get(arch)
+            return platform_tag == WINDOWS_PLATFORM.get(arch)
         if self.os == "macos":
-            return platform_tag.startswith("macosx_") and platform_tag.endswith("_" + _UV_MACOS_ARCH.get(arch, arch))
-        wheel_arch = _UV_WHEEL_ARCH.get(arch, arch)
+            return platform_tag.startswith("macosx_") and platform_tag.endswith("_" + MACOS_ARCH.get(arch, arch))
+        wheel_arch = WHEEL_ARCH.get(arch, arch)
         if self.libc == "musl":
             return platform_tag.startswith("musllinux_") and platform_tag.endswith("_" + wheel_arch)
         # A static musl uv runs on any glibc too, but prefer the manylinux build when both exist.

@@ -39,6 +39,13 @@ def pins(lock_text: str) -> dict[str, str]:
 # --- requirements of a wheel --------------------------------------------------------------------
 
 
+
+def download(lock_text: str, triple: str, url: str, tmp_path: Path, out: str = "out") -> list[Path]:
+    """download_wheels for Python 3.12 from the test index at `url`, with a shared cache."""
+    return locking.download_wheels(
+        lock_text, parse_target(triple), "3.12", tmp_path / out, index_url=f"{url}/simple", cache=tmp_path / "c"
+    )
+
 def test_wheel_requirements_drop_extras_only_ones(tmp_path: Path) -> None:
     wheel = make_wheel(
         tmp_path,
@@ -303,22 +310,8 @@ def test_markers_of_a_universal_lock_are_evaluated_for_the_target(tmp_path: Path
     digests = make_index(tmp_path / "srv")
     lock_text = lock_for(digests, {"purelib": "1.0", "binonly": "3.1"}, markers={"binonly": "sys_platform == 'linux'"})
     with serve(tmp_path / "srv") as url:
-        windows = locking.download_wheels(
-            lock_text,
-            parse_target("x86_64-pc-windows-msvc"),
-            "3.12",
-            tmp_path / "w",
-            index_url=f"{url}/simple",
-            cache=tmp_path / "c",
-        )
-        linux = locking.download_wheels(
-            lock_text,
-            parse_target("x86_64-unknown-linux-gnu"),
-            "3.12",
-            tmp_path / "l",
-            index_url=f"{url}/simple",
-            cache=tmp_path / "c",
-        )
+        windows = download(lock_text, "x86_64-pc-windows-msvc", url, tmp_path, out="w")
+        linux = download(lock_text, "x86_64-unknown-linux-gnu", url, tmp_path, out="l")
     assert [p.name for p in windows] == ["purelib-1.0-py3-none-any.whl"]
     assert [p.name for p in linux] == [
         "binonly-3.1-cp312-cp312-manylinux_2_17_x86_64.manylinux2014_x86_64.whl",
@@ -330,14 +323,7 @@ def test_a_linux_only_binary_is_refused_for_windows_with_the_fix(tmp_path: Path)
     digests = make_index(tmp_path / "srv")
     lock_text = lock_for(digests, {"binonly": "3.1", "purelib": "1.0"})
     with serve(tmp_path / "srv") as url, pytest.raises(BuildError) as caught:
-        locking.download_wheels(
-            lock_text,
-            parse_target("x86_64-pc-windows-msvc"),
-            "3.12",
-            tmp_path / "out",
-            index_url=f"{url}/simple",
-            cache=tmp_path / "c",
-        )
+        download(lock_text, "x86_64-pc-windows-msvc", url, tmp_path)
     message = str(caught.value)
     assert "binonly 3.1" in message and "x86_64-pc-windows-msvc" in message
     assert "manylinux_2_17_x86_64" in message
@@ -351,14 +337,7 @@ def test_an_sdist_only_dependency_is_refused(tmp_path: Path) -> None:
         serve(tmp_path / "srv") as url,
         pytest.raises(BuildError, match=r"sdistonly 0\.5 .*only sdistonly-0\.5\.tar\.gz.*offline = false"),
     ):
-        locking.download_wheels(
-            lock_text,
-            parse_target("x86_64-unknown-linux-gnu"),
-            "3.12",
-            tmp_path / "out",
-            index_url=f"{url}/simple",
-            cache=tmp_path / "c",
-        )
+        download(lock_text, "x86_64-unknown-linux-gnu", url, tmp_path)
 
 
 def test_a_file_whose_hash_is_not_in_the_lock_is_refused(tmp_path: Path) -> None:
@@ -369,14 +348,7 @@ def test_a_file_whose_hash_is_not_in_the_lock_is_refused(tmp_path: Path) -> None
         serve(tmp_path / "srv") as url,
         pytest.raises(BuildError, match=r"which the lock does not list for purelib==1\.0"),
     ):
-        locking.download_wheels(
-            lock_text,
-            parse_target("x86_64-unknown-linux-gnu"),
-            "3.12",
-            tmp_path / "out",
-            index_url=f"{url}/simple",
-            cache=tmp_path / "c",
-        )
+        download(lock_text, "x86_64-unknown-linux-gnu", url, tmp_path)
     assert not (tmp_path / "out" / name).exists()
 
 
@@ -386,14 +358,7 @@ def test_tampered_content_behind_a_listed_hash_is_refused_and_not_kept(tmp_path:
     digests = make_index(tmp_path / "srv", serve_other={name}, lie={name: genuine})  # index claims the locked hash
     lock_text = lock_for(digests, {"purelib": "1.0"})
     with serve(tmp_path / "srv") as url, pytest.raises(BuildError, match="does not match"):
-        locking.download_wheels(
-            lock_text,
-            parse_target("x86_64-unknown-linux-gnu"),
-            "3.12",
-            tmp_path / "out",
-            index_url=f"{url}/simple",
-            cache=tmp_path / "c",
-        )
+        download(lock_text, "x86_64-unknown-linux-gnu", url, tmp_path)
     assert [p for p in (tmp_path / "c").rglob("*") if p.is_file()] == []
     assert not (tmp_path / "out" / name).exists()
 
