@@ -16,6 +16,7 @@ from typing import Any
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import canonicalize_name
 
+from hatch_pyaket import winres
 from hatch_pyaket.errors import ConfigError, Problem
 from hatch_pyaket.targets import Target, parse_target
 
@@ -81,6 +82,8 @@ class PyaketConfig:
     cargo_args: tuple[str, ...] = ()
     env: tuple[tuple[str, str], ...] = ()
     target_options: Mapping[str, TargetOptions] = field(default_factory=dict)
+    description: str = ""  # the project's summary, for Windows version information
+    icon: Path | None = None  # a .ico file for Windows executables
 
     @property
     def cargo_profile(self) -> str:
@@ -112,6 +115,7 @@ class ProjectFacts:
     requires_python: str
     scripts: Mapping[str, str]
     gui_scripts: Mapping[str, str]
+    description: str = ""
 
 
 KNOWN_KEYS = (
@@ -121,6 +125,7 @@ KNOWN_KEYS = (
     "module",
     "code",
     "gui",
+    "icon",
     "python",
     "vendor",
     "install-name",
@@ -288,6 +293,7 @@ def parse_config(
     lock = bool(r.boolean("lock", True))
     offline = bool(r.boolean("offline", False))
     embed_python = _parse_embed_python(r, root)
+    icon = _parse_icon(r, root)
     cargo_args = tuple(r.string_list("cargo-args") or ())
     env = r.env_table("env")
     target_options = _parse_target_options(r, targets, host_triple, root)
@@ -327,6 +333,8 @@ def parse_config(
         cargo_args=cargo_args,
         env=env,
         target_options=target_options,
+        description=project.description,
+        icon=icon,
     )
 
 
@@ -466,6 +474,22 @@ def _parse_embed_python(r: _Reader, root: Path) -> str:
     if not path.is_file():
         r.problem("embed-python", f"{value!r}: no such file (looked at {path}); give an install_only .tar.gz or \"download\"")
     return str(path)
+
+
+def _parse_icon(r: _Reader, root: Path) -> Path | None:
+    """A .ico file for Windows executables, relative to the project root."""
+    value = r.string("icon")
+    if value is None:
+        return None
+    path = (root / value).resolve()
+    if not path.is_file():
+        r.problem("icon", f"{value!r}: no such file (looked at {path}); give a Windows .ico file")
+        return None
+    problem = winres.check_icon(path)
+    if problem:
+        r.problem("icon", f"{problem}; convert it to .ico (e.g. with Pillow or ImageMagick)")
+        return None
+    return path
 
 
 def _lock_python(r: _Reader, python: str, project: ProjectFacts) -> str:

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hatch_pyaket import artifacts, fetch, locking, payload, pythons, toolchain
+from hatch_pyaket import artifacts, fetch, locking, payload, pythons, toolchain, winres
 from hatch_pyaket.config import Entry, PyaketConfig
 from hatch_pyaket.errors import BuildError, PyaketError
 from hatch_pyaket.targets import Target
@@ -181,6 +181,7 @@ def build_target(
         staging = ctx.cargo_target_dir / "pyaket-payload" / target.name
         payload.stage(_payload_spec(config, app, target, entry, wheel, uv, deps), staging)
         env = {**tool_env, "PYAKET_PAYLOAD_DIR": str(staging), "PYAKET_GUI": "1" if entry.gui else "0"}
+        env |= winres.cargo_env(config, app.name, app.version, target, entry, invocation.tool, ctx.scratch, ctx.report)
         ctx.report(f"pyaket: {target.name} [{entry.name}] with {invocation.tool}: {invocation.describe()}")
         built = toolchain.run(invocation, target, env)
         destination = output_dir / artifacts.executable_name(entry.name, app.version, target)
