@@ -1,4 +1,8 @@
-"""The hatchling build hook: decides whether to act, then hands the wheel to the pipeline."""
+"""The hatchling build hook: decides whether to act, then hands the wheel to the pipeline.
+
+It acts on the `wheel` target's standard build (executables beside the wheel) and on the `binary`
+target (launchers instead of PyApp in `dist/binary/`, see binary_target.py).
+"""
 
 from __future__ import annotations
 
@@ -9,8 +13,10 @@ from typing import Any
 
 from hatchling.builders.hooks.plugin.interface import BuildHookInterface
 
-from hatch_pyaket.config import ProjectFacts, PyaketConfig, parse_config
+from hatch_pyaket import binary_target
+from hatch_pyaket.config import PyaketConfig, parse_config
 from hatch_pyaket.errors import ToolchainError
+from hatch_pyaket.hatch_project import build_wheel, project_facts
 from hatch_pyaket.pipeline import App, build_executables
 from hatch_pyaket.toolchain import cargo_executable, host_triple
 
@@ -27,10 +33,14 @@ class PyaketBuildHook(BuildHookInterface):  # type: ignore[type-arg]
     PLUGIN_NAME = "pyaket"
 
     _config: PyaketConfig | None = None
+    _binary: binary_target.BinaryBuild | None = None
 
     def _acts_on(self, version: str) -> bool:
         # Only a standard wheel carries the app; sdists and editable wheels are left alone.
-        return self.target_name == "wheel" and version == "standard"
+        return (self.target_name == "wheel" and version == "standard") or self._is_binary(version)
+
+    def _is_binary(self, version: str) -> bool:
+        return self.target_name == binary_target.TARGET_NAME and version == binary_target.VERSION
 
     @property
     def config_path(self) -> str:
@@ -40,16 +50,11 @@ class PyaketBuildHook(BuildHookInterface):  # type: ignore[type-arg]
         return "tool.hatch.build.hooks.pyaket"
 
     def load_config(self) -> PyaketConfig:
-        core = self.metadata.core
-        facts = ProjectFacts(
-            name=self.metadata.name,
-            version=self.metadata.version,
-            requires_python=core.requires_python or "",
-            scripts=dict(core.scripts),
-            gui_scripts=dict(core.gui_scripts),
-        )
+        table = self.config
+        if self.target_name == binary_target.TARGET_NAME:
+            table = binary_target.with_hatch_scripts(table, binary_target.hatch_scripts(self.build_config))
         return parse_config(
-            self.config, facts, path=self.config_path, host_triple=host_triple(), root=Path(self.root)
+            table, project_facts(self.metadata), path=self.config_path, host_triple=host_triple(), root=Path(self.root)
         )
 
     def initialize(self, version: str, build_data: dict[str, Any]) -> None:
@@ -58,11 +63,31 @@ class PyaketBuildHook(BuildHookInterface):  # type: ignore[type-arg]
         # Validate before hatchling spends time on the wheel, so bad input costs nothing.
         config = self.load_config()
         self._config = config if self._should_build(config) else None
+        if self._config is not None and self._is_binary(version):
+            self._binary = self._prepare_binary(self._config)
+
+    def _prepare_binary(self, config: PyaketConfig) -> binary_target.BinaryBuild:
+        builder = self.build_config.builder
+        return binary_target.prepare(
+            config,
+            App(self.metadata.name, self.metadata.version),
+            lambda folder: build_wheel(builder, folder),
+            output_dir=Path(self.directory, binary_target.OUTPUT_FOLDER),
+            scripts=binary_target.hatch_scripts(self.build_config),
+            project_scripts=dict(self.metadata.core.scripts),
+            host_triple=host_triple(),
+            report=self.app.display_info,
+        )
 
     def _should_build(self, config: PyaketConfig) -> bool:
         """Whether to make executables in this build. See README, "Builds from an sdist"."""
         if _env_flag("HATCH_PYAKET_SKIP"):
-            self.app.display_warning("pyaket: HATCH_PYAKET_SKIP is set: building the wheel without executables")
+            instead = (
+                "hatch's own binary builder (PyApp) runs instead"
+                if self.target_name == binary_target.TARGET_NAME
+                else "building the wheel without executables"
+            )
+            self.app.display_warning(f"pyaket: HATCH_PYAKET_SKIP is set: {instead}")
             return False
         if cargo_executable() or shutil.which("cargo"):
             return True
@@ -87,6 +112,10 @@ class PyaketBuildHook(BuildHookInterface):  # type: ignore[type-arg]
     def finalize(self, version: str, build_data: dict[str, Any], artifact_path: str) -> None:
         config = self._config
         if config is None or not self._acts_on(version):
+            return
+        if self._binary is not None:
+            binary, self._binary = self._binary, None
+            binary.finish(self.app.display_info)
             return
         wheel = Path(artifact_path)
         output_dir = config.output_dir or wheel.parent
