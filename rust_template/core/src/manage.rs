@@ -28,6 +28,9 @@ const COMMANDS: &str = concat!(
 );
 
 pub(crate) fn run(p: &Payload, args: &[OsString]) -> Result<i32> {
+    if p.gui {
+        attach_parent_console();
+    }
     let cmd = args.first().map(|a| a.to_string_lossy().into_owned());
     match cmd.as_deref() {
         Some("info") => info(p),
@@ -48,6 +51,31 @@ pub(crate) fn run(p: &Payload, args: &[OsString]) -> Result<i32> {
         }
     }
 }
+
+/// A GUI-subsystem program starts without a console, so `app self info` typed in a terminal would
+/// print nothing: write to the terminal's console instead. Redirected output (a pipe, a file)
+/// already has valid handles and is left alone.
+#[cfg(windows)]
+fn attach_parent_console() {
+    use std::ffi::c_void;
+    const STD_OUTPUT_HANDLE: u32 = -11i32 as u32;
+    const ATTACH_PARENT_PROCESS: u32 = u32::MAX;
+    #[link(name = "kernel32")]
+    unsafe extern "system" {
+        fn GetStdHandle(which: u32) -> *mut c_void;
+        fn AttachConsole(process: u32) -> i32;
+    }
+    // SAFETY: plain Win32 calls without pointers from us; failure (no parent console) is fine.
+    unsafe {
+        let out = GetStdHandle(STD_OUTPUT_HANDLE);
+        if out.is_null() || out as isize == -1 {
+            AttachConsole(ATTACH_PARENT_PROCESS);
+        }
+    }
+}
+
+#[cfg(not(windows))]
+fn attach_parent_console() {}
 
 fn usage(p: &Payload) -> String {
     let name = p.self_command.unwrap_or("self");
