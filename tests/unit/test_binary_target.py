@@ -67,7 +67,8 @@ def test_hooks_run_around_the_builder_call() -> None:
 def _project(root: Path) -> Path:
     root.mkdir()
     (root / "pyproject.toml").write_text(
-        '[project]\nname = "My_App"\nversion = "2.1"\n'
+        # A Python newer than PyApp's list: hatch must not refuse it (PYAPP_DISTRIBUTION_SOURCE is set).
+        '[project]\nname = "My_App"\nversion = "2.1"\nrequires-python = ">=3.13"\n'
         '[project.scripts]\nzeta = "my_app.z:main"\nalpha = "my_app.a:main"\n'
     )
     return root
@@ -90,6 +91,7 @@ def test_the_real_binary_builder_takes_the_shims_launchers(
     monkeypatch.setenv("CARGO", str(binary_target.write_shim(scratch, plan)))
     monkeypatch.setenv("PYAPP_REPO", str(scratch))
     monkeypatch.setenv("CARGO_BUILD_TARGET", build_target)
+    monkeypatch.setenv(binary_target.ENV_DISTRIBUTION_SOURCE, "unused")
     monkeypatch.setenv("PATH", os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep) if p))
 
     builder = BinaryBuilder(str(project))
