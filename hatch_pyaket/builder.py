@@ -80,15 +80,9 @@ class PyaketBuilder(BuilderInterface[PyaketBuilderConfig, PluginManager]):
                 "Install Rust (https://rustup.rs)"
             )
         output_dir = Path(directory, self.PLUGIN_NAME)
+        app = App(self.metadata.name, self.metadata.version)
         with tempfile.TemporaryDirectory(prefix="pyaket-wheel-") as temp:
-            wheel = build_wheel(self, Path(temp))
-            build_executables(
-                config,
-                App(self.metadata.name, self.metadata.version),
-                wheel,
-                output_dir,
-                report=self.app.display_info,
-            )
+            build_executables(config, app, build_wheel(self, Path(temp)), output_dir, report=self.app.display_info)
         return str(output_dir)
 
     @classmethod

@@ -207,7 +207,10 @@ def _version_info(info: VersionInfo) -> bytes:
     return _block(
         "VS_VERSION_INFO",
         fixed,
-        [_block("StringFileInfo", children=[table], text=True), _block("VarFileInfo", children=[translation], text=True)],
+        [
+            _block("StringFileInfo", children=[table], text=True),
+            _block("VarFileInfo", children=[translation], text=True),
+        ],
         text=False,
         value_length=len(fixed),
     )

@@ -20,12 +20,12 @@ from tests.e2e.helpers import HOST_TRIPLE, find_links_env, installed_versions, r
 
 pytestmark = pytest.mark.e2e
 
-TOOL = '''
+TOOL = """
 
 def tool() -> int:
     print("example-tool args: " + json.dumps(sys.argv[1:], ensure_ascii=False))
     return 3
-'''
+"""
 
 
 @dataclass(frozen=True)
@@ -64,7 +64,12 @@ def hatch_build(tmp_path_factory: pytest.TempPathFactory, plugin_wheel_dir: Path
         "CARGO_NET_OFFLINE": "true",
     }
     result = subprocess.run(
-        ["hatch", "build", "-t", "binary", "-t", "pyaket"], cwd=project, env=env, capture_output=True, text=True, check=False
+        ["hatch", "build", "-t", "binary", "-t", "pyaket"],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
@@ -72,9 +77,7 @@ def hatch_build(tmp_path_factory: pytest.TempPathFactory, plugin_wheel_dir: Path
 
 
 def _sha256sums_check(folder: Path) -> str:
-    checked = subprocess.run(
-        ["sha256sum", "-c", "SHA256SUMS"], cwd=folder, capture_output=True, text=True, check=False
-    )
+    checked = subprocess.run(["sha256sum", "-c", "SHA256SUMS"], cwd=folder, capture_output=True, text=True, check=False)
     assert checked.returncode == 0, checked.stdout + checked.stderr
     return checked.stdout
 

@@ -27,7 +27,9 @@ def build_variant(folder: Path, *, version: str = "1.0.0", settings: str = "") -
     pyproject = project / "pyproject.toml"
     if not project.exists():
         shutil.copytree(ROOT / "example_project", project, ignore=shutil.ignore_patterns("dist"))
-        pyproject.write_text(pyproject.read_text().replace('targets = ["host"]\n', f'targets = ["host"]\n{settings}\n', 1))
+        pyproject.write_text(
+            pyproject.read_text().replace('targets = ["host"]\n', f'targets = ["host"]\n{settings}\n', 1)
+        )
     pyproject.write_text(re.sub(r'(?m)^version = ".*"$', f'version = "{version}"', pyproject.read_text()))
     init = project / "src" / "example_app" / "__init__.py"
     init.write_text(re.sub(r'__version__ = ".*"', f'__version__ = "{version}"', init.read_text()))

@@ -50,7 +50,7 @@ def test_binary_builder_reads_the_environment_we_set() -> None:
         "shutil.move(temp_exe_path, exe_path)",
     ):
         assert needle in source, f"hatchling's BinaryBuilder.build_bootstrap no longer contains {needle!r}"
-    assert 'not in os.environ' in _source(BinaryBuilderConfig.python_version.fget)
+    assert "not in os.environ" in _source(BinaryBuilderConfig.python_version.fget)
     assert binary_target.ENV_DISTRIBUTION_SOURCE in _source(BinaryBuilderConfig.python_version.fget)
     assert BinaryBuilder.PLUGIN_NAME == binary_target.TARGET_NAME == binary_target.OUTPUT_FOLDER
     assert BinaryBuilder.get_default_versions(BinaryBuilder) == [binary_target.VERSION]  # type: ignore[arg-type]
@@ -85,7 +85,11 @@ def test_the_real_binary_builder_takes_the_shims_launchers(
         path.write_text(f"launcher for {spec}\n")
     on_windows = sys.platform == "win32"
     output = [*([build_target] if build_target else []), "release", binary_target.pyapp_exe_name(on_windows)]
-    plan = {"output": output, "specs": {k: str(v) for k, v in launchers.items()}, "default": str(launchers["my_app.a:main"])}
+    plan = {
+        "output": output,
+        "specs": {k: str(v) for k, v in launchers.items()},
+        "default": str(launchers["my_app.a:main"]),
+    }
     scratch = tmp_path / "scratch"
     scratch.mkdir()
     monkeypatch.setenv("CARGO", str(binary_target.write_shim(scratch, plan)))
@@ -141,7 +145,10 @@ def test_launcher_names_follow_hatch() -> None:
 
 
 def test_the_binary_target_defaults_to_hatchs_scripts() -> None:
-    assert binary_target.with_hatch_scripts({"targets": ["host"]}, ["a", "b"]) == {"targets": ["host"], "scripts": ["a", "b"]}
+    assert binary_target.with_hatch_scripts({"targets": ["host"]}, ["a", "b"]) == {
+        "targets": ["host"],
+        "scripts": ["a", "b"],
+    }
     assert binary_target.with_hatch_scripts({"script": "a"}, ["a", "b"]) == {"script": "a"}
     assert binary_target.with_hatch_scripts({}, []) == {}
 

@@ -87,7 +87,9 @@ def test_the_icon_becomes_icon_images_and_a_group(tmp_path: Path) -> None:
     assert (widths, ids) == ([16, 32], [1, 2])
 
 
-@pytest.mark.skipif(not shutil.which("llvm-rc"), reason="llvm-rc is not installed (the byte-for-byte comparison needs it)")
+@pytest.mark.skipif(
+    not shutil.which("llvm-rc"), reason="llvm-rc is not installed (the byte-for-byte comparison needs it)"
+)
 def test_byte_for_byte_what_llvm_rc_writes(tmp_path: Path) -> None:
     make_icon(tmp_path / "app.ico")
     strings = "\n".join(
@@ -146,7 +148,9 @@ def test_cargo_env_writes_the_res_only_for_windows(tmp_path: Path) -> None:
     env = winres.cargo_env(config, "example-app", "1.0.0", windows, entry, "zigbuild", tmp_path, messages.append)
     res = Path(env[winres.ENV_RES])
     assert res.read_bytes() == winres.res_file(
-        winres.VersionInfo("example-app", "1.0.0", "A small CLI", "example-app", "example-app-1.0.0-x86_64-pc-windows-gnu.exe"),
+        winres.VersionInfo(
+            "example-app", "1.0.0", "A small CLI", "example-app", "example-app-1.0.0-x86_64-pc-windows-gnu.exe"
+        ),
         icon,
     )
     assert messages == []
