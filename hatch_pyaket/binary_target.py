@@ -14,6 +14,7 @@ the environment. tests/unit/test_binary_target.py fails if hatchling changes wha
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import json
 import os
@@ -157,6 +158,8 @@ def prepare(
             f"({', '.join(t.name for t in config.targets)}); hatch-pyaket builds the configured ones"
         )
     scratch = Path(tempfile.mkdtemp(prefix="pyaket-binary-"))
+    # finalize removes it; this covers a build that fails between the hook's two calls.
+    atexit.register(shutil.rmtree, scratch, ignore_errors=True)
     try:
         wheel = wheel_into(scratch / "wheel")
         built = build_executables(config, app, wheel, scratch / "launchers", report=_without_built_lines(report))
