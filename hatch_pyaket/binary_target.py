@@ -96,6 +96,7 @@ def launcher_names(
 class HatchRequest:
     """One executable hatch's BinaryBuilder will ask cargo for, and where it will put it."""
 
+    script: str  # "" when the project has no scripts (hatch then builds one, named after the project)
     exec_spec: str  # PYAPP_EXEC_SPEC, "" when the project has no scripts
     file_name: str
 
@@ -104,11 +105,17 @@ def hatch_requests(
     scripts: list[str], project_scripts: Mapping[str, str], name: str, version: str, build_target: str, on_windows: bool
 ) -> list[HatchRequest]:
     if not scripts:
-        return [HatchRequest("", hatch_file_name(name, version, build_target, on_windows))]
+        return [HatchRequest("", "", hatch_file_name(name, version, build_target, on_windows))]
     return [
-        HatchRequest(project_scripts[script], hatch_file_name(script, version, build_target, on_windows))
+        HatchRequest(script, project_scripts[script], hatch_file_name(script, version, build_target, on_windows))
         for script in scripts
     ]
+
+
+def unbuilt_scripts(requests: list[HatchRequest], config: PyaketConfig) -> list[str]:
+    """Scripts hatch's binary target lists that the hook's settings do not build (those are left out)."""
+    built = {entry.name for entry in config.entries}
+    return [r.script for r in requests if r.script and r.script not in built]
 
 
 @dataclass
@@ -173,11 +180,14 @@ def prepare(
             "specs": {r.exec_spec: str(ours[r.file_name]) for r in reversed(requests) if r.file_name in ours},
             "default": str(placed[0].path),
         }
+        # Hatch also asks for the host's build of each script; with the host not among the targets, or a
+        # script the hook's settings leave out, what it places is removed again in finish().
         stray = [output_dir / r.file_name for r in requests if r.file_name not in ours]
-        if stray:
+        left_out = unbuilt_scripts(requests, config)
+        if left_out:
             report(
-                f"pyaket: WARNING: hatch's binary target would also make {', '.join(p.name for p in stray)}, "
-                "which the hook's settings do not build (script/scripts/module/code); they are left out"
+                f"pyaket: WARNING: hatch's binary target lists the scripts {', '.join(left_out)}, which the hook's "
+                "settings (script/scripts/module/code) do not build; they are left out"
             )
         shim = write_shim(scratch, plan)
         saved = _override(

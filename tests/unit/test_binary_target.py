@@ -144,6 +144,20 @@ def test_launcher_names_follow_hatch() -> None:
     assert with_target[("example-app", HOST)] == f"example-app-1.0.0-{HOST}"
 
 
+def test_scripts_the_hook_leaves_out_are_named() -> None:
+    requests = binary_target.hatch_requests(
+        ["a", "b"], {"a": "m:a", "b": "m:b"}, "proj", "1.0", build_target="", on_windows=False
+    )
+    assert [(r.script, r.exec_spec, r.file_name) for r in requests] == [("a", "m:a", "a-1.0"), ("b", "m:b", "b-1.0")]
+    scripts = {"a": "m:a", "b": "m:b"}
+    only_a = parse_config({"script": "a"}, facts(scripts=scripts), host_triple=HOST, root=Path("/p"))
+    assert binary_target.unbuilt_scripts(requests, only_a) == ["b"]
+    both = parse_config({"scripts": ["a", "b"]}, facts(scripts=scripts), host_triple=HOST, root=Path("/p"))
+    assert binary_target.unbuilt_scripts(requests, both) == []
+    no_scripts = binary_target.hatch_requests([], {}, "proj", "1.0", build_target="", on_windows=False)
+    assert binary_target.unbuilt_scripts(no_scripts, only_a) == []
+
+
 def test_the_binary_target_defaults_to_hatchs_scripts() -> None:
     assert binary_target.with_hatch_scripts({"targets": ["host"]}, ["a", "b"]) == {
         "targets": ["host"],
