@@ -347,6 +347,7 @@ class ToolResult:
     run_error: str = ""
     version: str = ""
     edit: int = 0  # the app's edit the executable was built from (its runs must print bench-edit-<edit>)
+    cold_cached: bool = False  # cold_s comes from an earlier run (see notes)
 
     @property
     def size(self) -> int | None:
@@ -607,7 +608,7 @@ class Bench:
         hatch = shutil.which("hatch")
         if not hatch:
             hatch = str(self.venv(self.tools_dir / "hatch", "hatch").parent / "hatch")
-        self.versions.setdefault("hatch", capture([hatch, "--version"]))
+        self.versions.setdefault("hatch", capture([hatch, "--version"]).replace("Hatch, version", "hatch"))
         server = self.local_server()
         log_file = self.log_file(f"{app.key}-pyapp")
         env = self.env(
@@ -727,14 +728,15 @@ class Bench:
             if record.is_file():
                 cached = json.loads(record.read_text())
                 result.cold_s = cached["seconds"]
+                result.cold_cached = True
                 how = f"; {cached['how']}" if cached.get("how") else ""
                 result.notes.append(
-                    f"cold build: {secs_text(cached['seconds'])}, measured {cached['date']} (Pyaket "
+                    f"* cold build: {secs_text(cached['seconds'])}, measured {cached['date']} (Pyaket "
                     f"{cached['version']}, load {cached.get('load', '?')}{how}); this run reused the kept "
-                    f"target dir {cache} (--keep-pyaket-target)"
+                    f"target dir {cache} (--fresh-pyaket to measure it again)"
                 )
             else:
-                result.notes.append(f"cold build not measured: target dir kept in {cache} (--keep-pyaket-target)")
+                result.notes.append(f"cold build not measured: target dir kept in {cache} (--fresh-pyaket)")
         self.warm_rebuilds(app, result, build, self.args.pyaket_repeat - len(result.warm_s))
         name = f"{app.dist.lower()}-v{app.version}-{self.triple}"
         result.exe = base / "release" / name
@@ -1001,7 +1003,7 @@ def report(bench: Bench, apps: list[App], per_app: dict[str, dict[str, ToolResul
         (f"hatch-pyaket benchmarks, {_dt.datetime.now().strftime('%Y-%m-%d %H:%M')} "
          f"({'quick' if a.quick else 'full'} mode; {time.monotonic() - bench.started:.0f} s in all)"),
         f"machine: {machine_summary()}; load average (1/5/15 min) at start {load_start}, at end {load_text()}",
-        "versions: " + ", ".join(f"{k} {v}" for k, v in bench.versions.items() if v),
+        "versions: " + ", ".join(v if v.lower().startswith(k) else f"{k} {v}" for k, v in bench.versions.items() if v),
         "",
         "What the figures mean (medians; every ratio in parentheses is tool / hatch-pyaket):",
         "  cold build   = from the app's source to the executable with build caches empty: a fresh",
@@ -1042,7 +1044,7 @@ def report(bench: Bench, apps: list[App], per_app: dict[str, dict[str, ToolResul
             base = {} if r is hp else figures(hp) if hp and not hp.error else {}
             rows.append([
                 title,
-                cell(f["cold"], base.get("cold"), secs_text),
+                cell(f["cold"], base.get("cold"), secs_text) + ("*" if r.cold_cached else ""),
                 cell(f["warm_build"], base.get("warm_build"), secs_text),
                 cell(f["size"], base.get("size"), size_text),
                 cell(f["first"], base.get("first"), secs_text),
@@ -1074,8 +1076,13 @@ def report(bench: Bench, apps: list[App], per_app: dict[str, dict[str, ToolResul
                 goals.append(goal_line("warm start / venv's Python", ratio, GOALS["warm_start_ratio"], "x", detail))
             if f["first"] and ff.get("first"):
                 ratio = f["first"] / ff["first"]
+                detail = f"{secs_text(f['first'])} vs {secs_text(ff['first'])}"
+                if ff.get("warm"):
+                    with_run = ff["first"] + ff["warm"]
+                    detail += (f"; a first run also runs the app: vs install + one warm run {secs_text(with_run)} = "
+                               f"{f['first'] / with_run:.2f}x")
                 goals.append(goal_line("first run / uv venv + uv pip install", ratio, GOALS["first_run_ratio"], "x",
-                                       f"{secs_text(f['first'])} vs {secs_text(ff['first'])}"))
+                                       detail))
     lines += ["", "Goals for hatch-pyaket (issues 2 and 6):", *goals]
     lines += launcher_lines(bench)
     return "\n".join(lines) + "\n"
@@ -1153,14 +1160,15 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--tools", dest="only", help=argparse.SUPPRESS)
     parser.add_argument("--apps", default="example,rich", help="apps: example, rich (default both)")
     parser.add_argument("--rss-runs", type=int, default=5, help="extra warm runs under GNU time for peak memory")
-    parser.add_argument("--pyapp-repeat", type=int,
-                        help="measured PyApp warm rebuilds (each is a full cargo build; default 1, quick 0: "
-                             "reported as its cold build)")
+    parser.add_argument("--pyapp-repeat", type=int, default=0,
+                        help="measured PyApp warm rebuilds (default 0: each PyApp build is a full cargo build, so its "
+                             "warm rebuild is reported as its cold build)")
     parser.add_argument("--pyaket-repeat", type=int, default=1, help="measured Pyaket warm rebuilds (default 1)")
     parser.add_argument("--pyaket-timeout", type=float, default=40, help="minutes before a Pyaket build is given up")
-    parser.add_argument("--keep-pyaket-target", action="store_true",
-                        help="keep Pyaket's cargo target dir in --work between apps and runs (its cold build "
-                             "compiles uv as a library: tens of minutes on 2 cores); its cold build is then measured once")
+    parser.add_argument("--fresh-pyaket", dest="keep_pyaket_target", action="store_false",
+                        help="build Pyaket in a fresh target dir for each app (its cold build compiles uv as a "
+                             "library: 15-40 min on 2 cores). By default its target dir is kept in --work, so the "
+                             "first run measures its cold build once and later runs reuse that figure (marked *)")
     parser.add_argument("--floor-python", help="--python for the floor's `uv venv` (default: the app's requires-python, "
                                                "what hatch-pyaket passes)")
     parser.add_argument("--budget", type=float, default=45, help="minutes; builds not started by then are skipped")
@@ -1173,8 +1181,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     args.repeat = args.repeat or (2 if args.quick else 3)
     args.first_runs = args.first_runs or (3 if args.quick else 5)
     args.runs = args.runs or (15 if args.quick else 40)
-    if args.pyapp_repeat is None:
-        args.pyapp_repeat = 0 if args.quick else 1
     tools = [t.strip() for t in (args.only or ",".join(TOOLS)).split(",") if t.strip()]
     unknown = set(tools) - set(TOOLS)
     if unknown:
