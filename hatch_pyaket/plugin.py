@@ -7,7 +7,6 @@ target (launchers instead of PyApp in `dist/binary/`, see binary_target.py).
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -89,7 +88,7 @@ class PyaketBuildHook(BuildHookInterface):  # type: ignore[type-arg]
             )
             self.app.display_warning(f"pyaket: HATCH_PYAKET_SKIP is set: {instead}")
             return False
-        if cargo_executable() or shutil.which("cargo"):
+        if cargo_executable():
             return True
         required = _env_flag("HATCH_PYAKET_REQUIRED")
         if required is None:
