@@ -1,22 +1,31 @@
 //! Turns `$PYAKET_PAYLOAD_DIR` (manifest.json + files, see
 //! docs/payload-contract.md) into `$OUT_DIR/payload.rs`, embedding every file
-//! zstd-compressed.
+//! as zstd frames of about 8 MiB, which the launcher decompresses in parallel.
 //!
-//! Compressed blobs are cached in `$OUT_DIR/blobs/` by content hash and
-//! level: recompressing a 40 MB uv at level 19 takes ~35 s, and it rarely
-//! changes between builds. Output is deterministic for identical input
-//! (sorted keys, fixed level, pinned zstd version in Cargo.lock).
+//! Compressed blobs are kept in `$OUT_DIR/blobs/` by content hash, level and
+//! frame size: compressing a 37 MB uv at level 19 takes ~30 s of CPU, and it
+//! rarely changes between builds. Blobs of the files that outlive one build
+//! (uv, an embedded Python, dependency wheels) are also shared through
+//! `$PYAKET_BLOB_CACHE`, so a fresh target dir does not compress them again.
+//! Output is deterministic for identical input (sorted keys, fixed level and
+//! frame size, pinned zstd version in Cargo.lock).
 
 use std::collections::BTreeSet;
 use std::env;
 use std::fmt::Write as _;
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 const DEFAULT_LEVEL: i32 = 19;
+
+/// Upper bound of a frame's decompressed size. Smaller frames decompress on
+/// more cores but compress worse: for uv, 8 MiB frames cost 3 % in size
+/// (13.06 vs 12.64 MB) and halve the decompression time on 2 cores.
+const FRAME_BYTES: usize = 8 << 20;
 
 fn main() {
     if let Err(msg) = run() {
@@ -28,6 +37,7 @@ fn main() {
 fn run() -> Result<(), String> {
     println!("cargo::rerun-if-env-changed=PYAKET_PAYLOAD_DIR");
     println!("cargo::rerun-if-env-changed=PYAKET_ZSTD_LEVEL");
+    println!("cargo::rerun-if-env-changed=PYAKET_BLOB_CACHE");
     let dir = match env::var_os("PYAKET_PAYLOAD_DIR") {
         Some(d) if !d.is_empty() => PathBuf::from(d),
         _ => {
@@ -65,60 +75,6 @@ fn run() -> Result<(), String> {
         m.0.get("files")
             .and_then(Value::as_object)
             .ok_or("`files` must be an object")?;
-    let blob_dir = out_dir.join("blobs");
-    fs::create_dir_all(&blob_dir)
-        .map_err(|e| format!("cannot create {}: {e}", blob_dir.display()))?;
-
-    let mut used_blobs = BTreeSet::new();
-    let mut files_code = String::new();
-    // serde_json's Map is a BTreeMap (no preserve_order): keys come sorted.
-    for (name, meta) in files {
-        check_rel_path(name)?;
-        let meta = Manifest(
-            meta.as_object()
-                .ok_or_else(|| format!("files[{name:?}] must be an object"))?,
-        );
-        let sha256 = meta.str("sha256")?.to_ascii_lowercase();
-        let size = meta.u64("size")?;
-        let executable = meta.bool("executable")?;
-        let path = name.split('/').fold(dir.clone(), |p, part| p.join(part));
-        println!("cargo::rerun-if-changed={}", path.display());
-        let blob_name = format!("{sha256}-{level}.zst");
-        let blob = blob_dir.join(&blob_name);
-        let data = fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        if data.len() as u64 != size {
-            return Err(format!(
-                "{}: size is {} bytes, manifest says {size}",
-                path.display(),
-                data.len()
-            ));
-        }
-        let got = hex(&Sha256::digest(&data));
-        if got != sha256 {
-            return Err(format!(
-                "{}: sha256 is {got}, manifest says {sha256}",
-                path.display()
-            ));
-        }
-        if !blob.is_file() {
-            compress(&data, level, &blob)?;
-        }
-        used_blobs.insert(blob_name.clone());
-        let _ = writeln!(
-            files_code,
-            "        pyaket_core::PayloadFile {{ name: {name:?}, sha256: {sha256:?}, size: {size}, \
-             executable: {executable}, data: include_bytes!(concat!(env!(\"OUT_DIR\"), \"/blobs/{blob_name}\")) }},"
-        );
-    }
-    // Drop blobs of files no longer embedded, so OUT_DIR does not grow with every wheel.
-    if let Ok(entries) = fs::read_dir(&blob_dir) {
-        for entry in entries.flatten() {
-            if !used_blobs.contains(entry.file_name().to_string_lossy().as_ref()) {
-                let _ = fs::remove_file(entry.path());
-            }
-        }
-    }
-
     let file_key = |key: &str| -> Result<Option<String>, String> {
         match m.opt_str(key)? {
             Some(k) if files.contains_key(&k) => Ok(Some(k)),
@@ -142,6 +98,76 @@ fn run() -> Result<(), String> {
             return Err(format!("`wheels` names {w:?}, which is not in `files`"));
         }
         wheels.push(w.to_string());
+    }
+
+    // Files that outlive one app build, worth compressing once per machine.
+    let shared_cache = env::var_os("PYAKET_BLOB_CACHE")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from);
+    let outlives_build = |name: &String| {
+        uv.as_ref() == Some(name) || python_archive.as_ref() == Some(name) || wheels.contains(name)
+    };
+    let blob_dir = out_dir.join("blobs");
+    fs::create_dir_all(&blob_dir)
+        .map_err(|e| format!("cannot create {}: {e}", blob_dir.display()))?;
+
+    let mut used_blobs = BTreeSet::new();
+    let mut files_code = String::new();
+    // serde_json's Map is a BTreeMap (no preserve_order): keys come sorted.
+    for (name, meta) in files {
+        check_rel_path(name)?;
+        let meta = Manifest(
+            meta.as_object()
+                .ok_or_else(|| format!("files[{name:?}] must be an object"))?,
+        );
+        let sha256 = meta.str("sha256")?.to_ascii_lowercase();
+        let size = meta.u64("size")?;
+        let executable = meta.bool("executable")?;
+        let path = name.split('/').fold(dir.clone(), |p, part| p.join(part));
+        println!("cargo::rerun-if-changed={}", path.display());
+        let data = fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        if data.len() as u64 != size {
+            return Err(format!(
+                "{}: size is {} bytes, manifest says {size}",
+                path.display(),
+                data.len()
+            ));
+        }
+        let got = hex(&Sha256::digest(&data));
+        if got != sha256 {
+            return Err(format!(
+                "{}: sha256 is {got}, manifest says {sha256}",
+                path.display()
+            ));
+        }
+        let shared = shared_cache.as_deref().filter(|_| outlives_build(name));
+        let blob = Blob::get(&data, &sha256, level, &blob_dir, shared)?;
+        let frames_code: String = blob
+            .frames
+            .iter()
+            .map(|f| {
+                format!(
+                    "pyaket_core::Frame {{ end: {}, size: {}, sha256: {:?} }}, ",
+                    f.end, f.size, f.sha256
+                )
+            })
+            .collect();
+        let _ = writeln!(
+            files_code,
+            "        pyaket_core::PayloadFile {{ name: {name:?}, sha256: {sha256:?}, size: {size}, \
+             executable: {executable}, data: include_bytes!(concat!(env!(\"OUT_DIR\"), \"/blobs/{}\")), \
+             frames: &[{frames_code}] }},",
+            blob.name
+        );
+        used_blobs.insert(blob.name);
+    }
+    // Drop blobs of files no longer embedded, so OUT_DIR does not grow with every wheel.
+    if let Ok(entries) = fs::read_dir(&blob_dir) {
+        for entry in entries.flatten() {
+            if !used_blobs.contains(entry.file_name().to_string_lossy().as_ref()) {
+                let _ = fs::remove_file(entry.path());
+            }
+        }
     }
 
     let entry =
@@ -221,19 +247,148 @@ fn run() -> Result<(), String> {
     Ok(())
 }
 
-fn compress(data: &[u8], level: i32, blob: &Path) -> Result<(), String> {
+/// One file's frames, concatenated, in `$OUT_DIR/blobs/<name>`.
+struct Blob {
+    name: String,
+    frames: Vec<FrameInfo>,
+}
+
+struct FrameInfo {
+    /// End offset in the blob.
+    end: usize,
+    /// Decompressed size.
+    size: usize,
+    sha256: String,
+}
+
+impl Blob {
+    /// The blob of `data`: already in `blob_dir`, copied from the shared
+    /// cache, or compressed now (and then shared).
+    fn get(
+        data: &[u8],
+        sha256: &str,
+        level: i32,
+        blob_dir: &Path,
+        shared: Option<&Path>,
+    ) -> Result<Blob, String> {
+        let name = format!("{sha256}-{level}-{}m.zst", FRAME_BYTES >> 20);
+        let parts: Vec<&[u8]> = frame_sizes(data.len())
+            .into_iter()
+            .scan(0usize, |start, n| {
+                let part = &data[*start..*start + n];
+                *start += n;
+                Some(part)
+            })
+            .collect();
+        let path = blob_dir.join(&name);
+        let candidates = [Some(path.clone()), shared.map(|d| d.join(&name))];
+        for candidate in candidates.iter().flatten() {
+            let Ok(z) = fs::read(candidate) else { continue };
+            // A damaged or foreign file is not an error: compress again.
+            if let Some(frames) = frames_of(&z, &parts) {
+                if candidate != &path {
+                    write_atomic(&path, &z)?;
+                }
+                return Ok(Blob { name, frames });
+            }
+        }
+        let z = compress_parts(&parts, level)?;
+        let frames = frames_of(&z, &parts)
+            .ok_or_else(|| format!("zstd: the frames of {name} do not decode to the input"))?;
+        write_atomic(&path, &z)?;
+        if let Some(dir) = shared {
+            // Best effort: a read-only or full cache only costs the next build time.
+            if let Err(e) = fs::create_dir_all(dir)
+                .map_err(|e| e.to_string())
+                .and_then(|()| write_atomic(&dir.join(&name), &z))
+            {
+                println!("cargo::warning=PYAKET_BLOB_CACHE: {e}");
+            }
+        }
+        Ok(Blob { name, frames })
+    }
+}
+
+/// Equal parts of at most FRAME_BYTES (at least one, for an empty file).
+fn frame_sizes(len: usize) -> Vec<usize> {
+    let n = len.div_ceil(FRAME_BYTES).max(1);
+    (0..n).map(|i| len / n + usize::from(i < len % n)).collect()
+}
+
+/// The frames of blob `z` if it holds exactly `parts`, each compressed alone
+/// (sizes from the frame headers, sha256 from `parts`).
+fn frames_of(z: &[u8], parts: &[&[u8]]) -> Option<Vec<FrameInfo>> {
+    use zstd::zstd_safe;
+    let mut frames = Vec::with_capacity(parts.len());
+    let mut start = 0;
+    for part in parts {
+        let rest = z.get(start..)?;
+        let len = zstd_safe::find_frame_compressed_size(rest).ok()?;
+        let size = zstd_safe::get_frame_content_size(rest).ok()??;
+        if size != part.len() as u64 {
+            return None;
+        }
+        start += len;
+        frames.push(FrameInfo {
+            end: start,
+            size: part.len(),
+            sha256: hex(&Sha256::digest(part)),
+        });
+    }
+    (start == z.len()).then_some(frames)
+}
+
+/// Compresses each part as its own frame, on every core.
+fn compress_parts(parts: &[&[u8]], level: i32) -> Result<Vec<u8>, String> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, parts.len());
+    let next = AtomicUsize::new(0);
+    let worker = || -> Result<Vec<(usize, Vec<u8>)>, String> {
+        let mut done = Vec::new();
+        loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            let Some(part) = parts.get(i) else {
+                return Ok(done);
+            };
+            done.push((i, compress_frame(part, level)?));
+        }
+    };
+    let mut frames = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads).map(|_| scope.spawn(worker)).collect();
+        workers
+            .into_iter()
+            .map(|w| {
+                w.join()
+                    .map_err(|_| "zstd: a compression thread panicked".to_string())?
+            })
+            .collect::<Result<Vec<_>, String>>()
+    })?
+    .into_iter()
+    .flatten()
+    .collect::<Vec<_>>();
+    frames.sort_by_key(|(i, _)| *i);
+    Ok(frames.into_iter().flat_map(|(_, z)| z).collect())
+}
+
+fn compress_frame(data: &[u8], level: i32) -> Result<Vec<u8>, String> {
     let mut c = zstd::bulk::Compressor::new(level).map_err(|e| format!("zstd: {e}"))?;
-    // The size lets the decoder preallocate; the checksum is redundant with sha256.
+    // The size lets the decoder check each frame; the checksum is redundant with sha256.
     c.include_contentsize(true)
         .map_err(|e| format!("zstd: {e}"))?;
     c.include_checksum(false)
         .map_err(|e| format!("zstd: {e}"))?;
-    let z = c
-        .compress(data)
-        .map_err(|e| format!("zstd: compressing {}: {e}", blob.display()))?;
-    let tmp = blob.with_extension("zst.tmp");
-    fs::write(&tmp, &z).map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
-    fs::rename(&tmp, blob).map_err(|e| format!("cannot write {}: {e}", blob.display()))
+    c.compress(data).map_err(|e| format!("zstd: {e}"))
+}
+
+/// Readers (other builds sharing the cache) see the whole file or none.
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), String> {
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    fs::write(&tmp, bytes).map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
+    fs::rename(&tmp, path).map_err(|e| {
+        let _ = fs::remove_file(&tmp);
+        format!("cannot write {}: {e}", path.display())
+    })
 }
 
 /// Keys become paths under the extraction dir at run time: no escaping it.

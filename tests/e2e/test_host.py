@@ -114,6 +114,48 @@ def test_eight_concurrent_first_runs_install_once(built: Built, install_root: Pa
         assert json.loads(result.stdout.splitlines()[1].removeprefix("args: ")) == [f"run{i}"]
 
 
+def test_uv_is_unpacked_once_per_machine_and_shared(built: Built, install_root: Path) -> None:
+    first = run(built.exe, ["one"], install_root=install_root)
+    assert first.returncode == 0, first.stderr
+    uv_version = json.loads((built.dist / "pyaket-manifest.json").read_text())["executables"][0]["uv_version"]
+    (uv_dir,) = (install_root / ".pyaket" / "uv").iterdir()
+    assert uv_dir.name.startswith(f"{uv_version}-")
+    uv = uv_dir / "uv"
+    assert uv.stat().st_size > 10_000_000 and os.access(uv, os.X_OK)
+    assert subprocess.run([uv, "--version"], capture_output=True, text=True).stdout.startswith(f"uv {uv_version}")
+    (version_dir,) = installed_versions(install_root)
+    assert not list(version_dir.rglob("uv")), "uv must not be copied into each version"
+
+    # Reinstalling this version (or any app embedding the same uv) reuses it...
+    before = uv.stat()
+    assert run(built.exe, ["self", "restore"], install_root=install_root).returncode == 0
+    after = uv.stat()
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+    # ...unless it was damaged since: then a complete one replaces it.
+    uv.write_bytes(b"truncated")
+    assert run(built.exe, ["self", "restore"], install_root=install_root).returncode == 0
+    assert uv.stat().st_size == before.st_size
+    assert [p.name for p in (install_root / ".pyaket" / "uv").iterdir()] == [uv_dir.name]
+
+
+def test_a_first_run_installs_from_uv_cache_without_asking_the_index(built: Built, tmp_path: Path) -> None:
+    cache = {"UV_CACHE_DIR": str(tmp_path / "uv-cache")}
+    warm = run(built.exe, ["warm"], install_root=tmp_path / "a", env=cache)
+    assert warm.returncode == 0, warm.stderr
+    # Every request through a dead proxy fails: only uv's cache can serve this install.
+    dead = {"UV_HTTP_RETRIES": "0", "NO_PROXY": "", "no_proxy": ""}
+    for name in ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "https_proxy", "http_proxy", "all_proxy"):
+        dead[name] = "http://127.0.0.1:9"
+    cached = run(built.exe, ["cached"], install_root=tmp_path / "b", env={**cache, **dead})
+    assert cached.returncode == 0, cached.stderr
+    assert json.loads(cached.stdout.splitlines()[1].removeprefix("args: ")) == ["cached"]
+    # A cache without the files falls through to the index (here unreachable): a clear failure, nothing left.
+    cold = run(built.exe, ["cold"], install_root=tmp_path / "c", env={**dead, "UV_CACHE_DIR": str(tmp_path / "empty")})
+    assert cold.returncode == 1
+    assert "error: installing example-app 1.0.0 failed" in cold.stderr and "Connection refused" in cold.stderr
+    assert installed_versions(tmp_path / "c") == []
+
+
 def test_the_venv_ignores_the_callers_environment(built: Built, install_root: Path, tmp_path: Path) -> None:
     cwd = tmp_path / "hostile"
     cwd.mkdir()

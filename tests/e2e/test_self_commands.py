@@ -63,7 +63,11 @@ def test_info_shows_the_app_its_payload_and_install_dir(exe: Path, install_root:
     assert before["target"] == HOST_TRIPLE
     assert re.fullmatch(r"[0-9a-f]{64}", before["payload hash"])
     assert before["python"] == ">=3.9"
-    assert before["uv"] == "0.13.9 (embedded)"
+    uv_text = re.fullmatch(r"0\.13\.9 \(embedded; unpacked once into (.+)\)", before["uv"])
+    assert uv_text, before["uv"]
+    shared_uv = Path(uv_text[1])
+    assert shared_uv.parent.parent == install_root / ".pyaket" / "uv" and shared_uv.name == "uv"
+    assert not shared_uv.exists()  # info unpacks nothing
     version_dir = install_root / "pyaket" / "example-app" / f"1.0.0-{before['payload hash'][:12]}"
     assert before["install dir"] == str(version_dir)
     assert before["installed"] == "no"
@@ -72,8 +76,7 @@ def test_info_shows_the_app_its_payload_and_install_dir(exe: Path, install_root:
     assert run(exe, [], install_root=install_root).returncode == 0
     assert installed_versions(install_root) == [version_dir]
     assert info(exe, install_root)["installed"] == "yes"
-    overridden = info(exe, install_root) | {}
-    assert overridden["uv"] == "0.13.9 (embedded)"
+    assert shared_uv.is_file()
     with_env = run(exe, ["self", "info"], install_root=install_root, env={"PYAKET_PYTHON": "3.11"})
     assert "python       3.11 (PYAKET_PYTHON)" in with_env.stdout
 

@@ -18,19 +18,23 @@ pub(crate) const TMP_PREFIX: &str = ".tmp-";
 pub(crate) const PYTHON_PREFIX: &str = "python-";
 
 pub(crate) struct Layout {
+    /// The install root (data dir or PYAKET_INSTALL_DIR), shared by all apps.
+    pub root: PathBuf,
     pub app_dir: PathBuf,
     pub version_dir: PathBuf,
 }
 
 impl Layout {
     pub fn new(p: &Payload) -> Result<Layout> {
-        let mut app_dir = install_root()?;
+        let root = install_root()?;
+        let mut app_dir = root.clone();
         if !p.vendor.is_empty() {
             app_dir.push(p.vendor);
         }
         app_dir.push(p.install_name);
         let version_dir = app_dir.join(version_dir_name(p));
         Ok(Layout {
+            root,
             app_dir,
             version_dir,
         })

@@ -17,6 +17,7 @@ use anyhow::{bail, Context, Result};
 
 use crate::dirs::{self, env_nonempty, Layout, MARKER, PYTHON_PREFIX, TMP_PREFIX};
 use crate::lock;
+use crate::shared_uv::shared_uv;
 use crate::Payload;
 
 /// Where install progress and uv's output go: the console, or the app's
@@ -114,8 +115,9 @@ fn build_version(p: &Payload, layout: &Layout, tmp: &Path, out: &mut Out) -> Res
     let payload_dir = tmp.join("payload");
     let venv = tmp.join("venv");
 
-    let uv = uv_path(p, &payload_dir)?;
-    let wheel = p.file(p.wheel)?.extract_to(&payload_dir)?;
+    let uv = uv_path(p, layout)?;
+    let wheel_file = p.file(p.wheel)?;
+    let wheel = wheel_file.extract_to(&payload_dir)?;
     let lock_file = match p.lock {
         Some(name) => Some(p.file(name)?.extract_to(&payload_dir)?),
         None => None,
@@ -137,7 +139,7 @@ fn build_version(p: &Payload, layout: &Layout, tmp: &Path, out: &mut Out) -> Res
     run_uv(cmd, "venv", &uv)?;
 
     let venv_python = dirs::venv_python(&venv, false);
-    let pip_install = |out: &mut Out| -> Result<Command> {
+    let pip_install = |out: &Out| -> Result<Command> {
         let mut cmd = uv_command(&uv, layout, out)?;
         cmd.args(["pip", "install", "--no-config", "--python"])
             .arg(&venv_python);
@@ -151,14 +153,30 @@ fn build_version(p: &Payload, layout: &Layout, tmp: &Path, out: &mut Out) -> Res
     };
     match &lock_file {
         Some(lock_file) => {
-            let mut cmd = pip_install(out)?;
-            cmd.arg("-r").arg(lock_file).arg("--require-hashes");
-            run_uv(cmd, "pip install -r <lock>", &uv)?;
-            // The local wheel has no hash in the lock, so it goes in separately;
-            // its dependencies are all in the lock already.
-            let mut cmd = pip_install(out)?;
-            cmd.arg("--no-deps").arg(&wheel);
-            run_uv(cmd, "pip install <wheel>", &uv)?;
+            // One uv run for the lock and the app's wheel (pinned by its own
+            // hash, so --require-hashes covers it too).
+            let requirements = payload_dir.join("install-requirements.txt");
+            let mut text = fs::read_to_string(lock_file)
+                .with_context(|| format!("reading {}", lock_file.display()))?;
+            text.push_str(&format!(
+                "\n{} --hash=sha256:{}\n",
+                file_url(&wheel),
+                wheel_file.sha256
+            ));
+            fs::write(&requirements, text)
+                .with_context(|| format!("writing {}", requirements.display()))?;
+            let install = |out: &Out| -> Result<Command> {
+                let mut cmd = pip_install(out)?;
+                cmd.arg("-r").arg(&requirements).arg("--require-hashes");
+                Ok(cmd)
+            };
+            // Every file is pinned by hash: when uv's cache already holds them
+            // all (another app, an earlier version), the index has nothing to
+            // add, and asking it costs more than the whole install.
+            let cache_first = find_links.is_empty() && env_nonempty("UV_OFFLINE").is_none();
+            if !(cache_first && from_cache(install(out)?, out)) {
+                run_uv(install(out)?, "pip install -r <lock>", &uv)?;
+            }
         }
         None => {
             let mut cmd = pip_install(out)?;
@@ -205,15 +223,52 @@ fn build_version(p: &Payload, layout: &Layout, tmp: &Path, out: &mut Out) -> Res
     Ok(())
 }
 
-/// The uv binary: PYAKET_UV, else the embedded one, else `uv` on PATH.
-fn uv_path(p: &Payload, payload_dir: &Path) -> Result<PathBuf> {
+/// The uv binary: PYAKET_UV, else the embedded one (extracted once per
+/// machine), else `uv` on PATH.
+fn uv_path(p: &Payload, layout: &Layout) -> Result<PathBuf> {
     if let Some(uv) = env_nonempty("PYAKET_UV") {
         return Ok(absolute_if_path(uv).into());
     }
     match p.uv {
-        Some(name) => p.file(name)?.extract_to(payload_dir),
+        Some(name) => shared_uv(&layout.root, p.file(name)?, p.uv_version),
         None => Ok(PathBuf::from(if cfg!(windows) { "uv.exe" } else { "uv" })),
     }
+}
+
+/// Runs an install with `--offline`: true if uv's cache had everything. A
+/// miss fails in resolution, before anything is installed, and its
+/// complaint is dropped; a hit's output goes where uv's output goes.
+fn from_cache(mut cmd: Command, out: &mut Out) -> bool {
+    cmd.arg("--offline")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    match cmd.output() {
+        Ok(run) if run.status.success() => {
+            let _ = out.write_all(&run.stdout);
+            let _ = out.write_all(&run.stderr);
+            true
+        }
+        _ => false,
+    }
+}
+
+/// `file://` URL of an absolute path, percent-encoded: a requirements line
+/// cannot hold a raw path with spaces (`C:\Users\Jane Doe\...`).
+fn file_url(path: &Path) -> String {
+    let text = path.to_string_lossy().replace('\\', "/");
+    let mut url = String::from(if text.starts_with('/') {
+        "file://"
+    } else {
+        "file:///"
+    });
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || b"/-._~:".contains(&b) {
+            url.push(b as char);
+        } else {
+            url.push_str(&format!("%{b:02X}"));
+        }
+    }
+    url
 }
 
 /// The `--python` argument of `uv venv`: PYAKET_PYTHON, else the embedded
@@ -389,7 +444,7 @@ fn run_uv(mut cmd: Command, what: &str, uv: &Path) -> Result<()> {
     Ok(())
 }
 
-fn nanos() -> u32 {
+pub(crate) fn nanos() -> u32 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.subsec_nanos())
@@ -515,8 +570,22 @@ fn prune_pythons(layout: &Layout, out: &mut dyn Write) {
 
 #[cfg(test)]
 mod tests {
-    use super::uv_env_removed;
+    use super::{file_url, uv_env_removed};
     use std::ffi::OsStr;
+    use std::path::Path;
+
+    #[test]
+    fn file_urls() {
+        assert_eq!(
+            file_url(Path::new("/home/jane doe/.local/share/x_y-1.0+local.whl")),
+            "file:///home/jane%20doe/.local/share/x_y-1.0%2Blocal.whl"
+        );
+        assert_eq!(
+            file_url(Path::new(r"C:\Users\Jane Doe\AppData\a#b.whl")),
+            "file:///C:/Users/Jane%20Doe/AppData/a%23b.whl"
+        );
+        assert_eq!(file_url(Path::new("/tmp/é")), "file:///tmp/%C3%A9");
+    }
 
     #[test]
     fn uv_env_filter() {

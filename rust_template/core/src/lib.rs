@@ -11,11 +11,12 @@ mod lock;
 mod manage;
 mod payload;
 mod run;
+mod shared_uv;
 
 use std::ffi::OsString;
 use std::io::Write;
 
-pub use payload::{Entry, EntryKind, Payload, PayloadFile};
+pub use payload::{Entry, EntryKind, Frame, Payload, PayloadFile};
 
 /// Entry point of the launcher binary; never returns.
 ///

@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 
 use crate::dirs::{env_nonempty, Layout};
 use crate::install::{self, Out};
-use crate::{lock, Payload};
+use crate::{lock, shared_uv, Payload};
 
 // println! panics on a closed pipe (`app self check | head -1`); a broken
 // pipe is not worth an abort.
@@ -97,7 +97,14 @@ fn info(p: &Payload) -> Result<i32> {
     };
     let uv = match (env_nonempty("PYAKET_UV"), p.uv) {
         (Some(v), _) => format!("{} (PYAKET_UV)", v.to_string_lossy()),
-        (None, Some(_)) => format!("{} (embedded)", p.uv_version),
+        (None, Some(name)) => {
+            let shared = shared_uv::location(&layout.root, p.file(name)?, p.uv_version);
+            format!(
+                "{} (embedded; unpacked once into {})",
+                p.uv_version,
+                shared.display()
+            )
+        }
         (None, None) => "uv from PATH".to_string(),
     };
     let write = |o: &mut io::StdoutLock, k: &str, v: &str| writeln!(o, "{k:<13}{v}");
@@ -130,7 +137,7 @@ fn info(p: &Payload) -> Result<i32> {
 fn check(p: &Payload) -> Result<i32> {
     let mut failed = 0;
     for f in p.files {
-        match f.decompress_into(&mut io::sink()) {
+        match f.verify() {
             Ok(()) => outln!("ok    {} ({} bytes)", f.name, f.size),
             Err(e) => {
                 outln!("FAIL  {}: {e:#}", f.name);

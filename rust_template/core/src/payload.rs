@@ -1,8 +1,8 @@
-//! The embedded payload: manifest fields as static data, files as zstd blobs.
+//! The embedded payload: manifest fields as static data, files as zstd frames.
 
-use std::fs;
-use std::io::{self, Read, Write};
-use std::path::Path;
+use std::fs::{self, File};
+use std::io;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use sha2::{Digest, Sha256};
@@ -24,7 +24,9 @@ pub struct Entry {
     pub value: &'static str,
 }
 
-/// One embedded file, zstd-compressed.
+/// One embedded file: its content cut into equal parts, each compressed as
+/// its own zstd frame so that the parts decompress in parallel (uv is ~37 MB;
+/// one frame would keep a first run waiting on one core).
 #[derive(Debug)]
 pub struct PayloadFile {
     /// Relative path with `/` separators; validated by the payload build script.
@@ -33,7 +35,20 @@ pub struct PayloadFile {
     pub sha256: &'static str,
     pub size: u64,
     pub executable: bool,
+    /// The frames, concatenated.
     pub data: &'static [u8],
+    pub frames: &'static [Frame],
+}
+
+/// One zstd frame of a [`PayloadFile`], in content order.
+#[derive(Debug)]
+pub struct Frame {
+    /// End of the frame in [`PayloadFile::data`]; it starts where the previous one ends.
+    pub end: usize,
+    /// Decompressed size.
+    pub size: usize,
+    /// Lowercase hex sha256 of the decompressed part.
+    pub sha256: &'static str,
 }
 
 /// Everything the launcher knows about the app; see docs/payload-contract.md.
@@ -74,51 +89,113 @@ impl Payload {
     }
 }
 
+/// A frame with where it comes from and where it goes.
+struct Part {
+    index: usize,
+    frame: &'static Frame,
+    src: &'static [u8],
+    offset: u64,
+}
+
 impl PayloadFile {
-    /// Streams the decompressed content into `out`, failing if its size or
-    /// sha256 differ from the manifest (a corrupted or truncated binary).
-    pub fn decompress_into(&self, out: &mut dyn Write) -> Result<()> {
-        let mut decoder = ruzstd::decoding::StreamingDecoder::new(self.data)
-            .map_err(|e| anyhow::anyhow!("{e}"))
-            .with_context(|| format!("embedded {}: bad zstd header", self.name))?;
-        let mut hasher = Sha256::new();
-        let mut buf = vec![0u8; 256 * 1024];
-        let mut total: u64 = 0;
-        loop {
-            let n = match decoder.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    return Err(e)
-                        .with_context(|| format!("embedded {}: decompression failed", self.name))
-                }
+    fn parts(&self) -> Result<Vec<Part>> {
+        let mut parts = Vec::with_capacity(self.frames.len());
+        let (mut start, mut offset) = (0usize, 0u64);
+        for (index, frame) in self.frames.iter().enumerate() {
+            let Some(src) = self.data.get(start..frame.end) else {
+                bail!(
+                    "embedded {}: frame {index} lies outside the data; the executable is corrupted",
+                    self.name
+                );
             };
-            hasher.update(&buf[..n]);
-            out.write_all(&buf[..n])
-                .with_context(|| format!("writing {}", self.name))?;
-            total += n as u64;
+            parts.push(Part {
+                index,
+                frame,
+                src,
+                offset,
+            });
+            start = frame.end;
+            offset += frame.size as u64;
         }
-        if total != self.size {
+        if offset != self.size || start != self.data.len() {
             bail!(
-                "embedded {}: size mismatch (expected {} bytes, got {total}); the executable is corrupted",
+                "embedded {}: frames add up to {offset} bytes, expected {}; the executable is corrupted",
                 self.name,
                 self.size
             );
         }
-        let got = hex(&hasher.finalize());
-        if got != self.sha256 {
-            bail!(
-                "embedded {}: sha256 mismatch (expected {}, got {got}); the executable is corrupted",
+        Ok(parts)
+    }
+
+    /// Decompresses and verifies every frame, spread over the available
+    /// cores, handing each verified part to `sink(offset, bytes)`.
+    fn for_each_part(&self, sink: &(dyn Fn(u64, &[u8]) -> Result<()> + Sync)) -> Result<()> {
+        let parts = self.parts()?;
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .clamp(1, parts.len().max(1));
+        // Equal-sized frames: dealing them out round-robin balances the threads.
+        let work = |first: usize| -> Result<()> {
+            let biggest = parts.iter().map(|p| p.frame.size).max().unwrap_or(0);
+            let mut buf: Vec<u8> = Vec::with_capacity(biggest);
+            for part in parts.iter().skip(first).step_by(threads) {
+                self.decode(part, &mut buf)?;
+                sink(part.offset, &buf)?;
+            }
+            Ok(())
+        };
+        std::thread::scope(|scope| {
+            let helpers: Vec<_> = (1..threads)
+                .map(|first| scope.spawn(move || work(first)))
+                .collect();
+            let mut result = work(0);
+            for helper in helpers {
+                let joined = helper
+                    .join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("a decompression thread panicked")));
+                result = result.and(joined);
+            }
+            result
+        })
+    }
+
+    fn decode(&self, part: &Part, buf: &mut Vec<u8>) -> Result<()> {
+        buf.clear();
+        let n = zstd_safe::decompress(buf, part.src).map_err(|code| {
+            anyhow::anyhow!(
+                "embedded {} (frame {}): {}; the executable is corrupted",
                 self.name,
-                self.sha256
+                part.index,
+                zstd_safe::get_error_name(code)
+            )
+        })?;
+        if n != part.frame.size {
+            bail!(
+                "embedded {} (frame {}): {n} bytes, expected {}; the executable is corrupted",
+                self.name,
+                part.index,
+                part.frame.size
+            );
+        }
+        let got = hex(&Sha256::digest(&buf[..]));
+        if got != part.frame.sha256 {
+            bail!(
+                "embedded {} (frame {}): sha256 mismatch (expected {}, got {got}); the executable is corrupted",
+                self.name,
+                part.index,
+                part.frame.sha256
             );
         }
         Ok(())
     }
 
+    /// Decompresses everything and checks sizes and hashes, writing nothing.
+    pub fn verify(&self) -> Result<()> {
+        self.for_each_part(&|_, _| Ok(()))
+    }
+
     /// Writes the verified file to `<dir>/<name>`, executable bit included.
-    pub fn extract_to(&self, dir: &Path) -> Result<std::path::PathBuf> {
+    pub fn extract_to(&self, dir: &Path) -> Result<PathBuf> {
         let path = self
             .name
             .split('/')
@@ -136,13 +213,39 @@ impl PayloadFile {
         let file = opts
             .open(&path)
             .with_context(|| format!("creating {}", path.display()))?;
-        let mut out = io::BufWriter::with_capacity(256 * 1024, file);
-        self.decompress_into(&mut out)
-            .with_context(|| format!("extracting {}", path.display()))?;
-        out.flush()
+        file.set_len(self.size)
             .with_context(|| format!("writing {}", path.display()))?;
+        self.for_each_part(&|offset, bytes| {
+            write_all_at(&file, bytes, offset)
+                .with_context(|| format!("writing {}", path.display()))
+        })
+        .with_context(|| format!("extracting {}", path.display()))?;
         Ok(path)
     }
+}
+
+/// Positional write, so that threads can fill their parts of one file.
+#[cfg(unix)]
+fn write_all_at(file: &File, buf: &[u8], offset: u64) -> io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    file.write_all_at(buf, offset)
+}
+
+#[cfg(windows)]
+fn write_all_at(file: &File, mut buf: &[u8], mut offset: u64) -> io::Result<()> {
+    use std::os::windows::fs::FileExt;
+    while !buf.is_empty() {
+        match file.seek_write(buf, offset) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => {
+                buf = &buf[n..];
+                offset += n as u64;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 pub(crate) fn hex(bytes: &[u8]) -> String {
