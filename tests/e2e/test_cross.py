@@ -97,7 +97,8 @@ def _self_check(command: list[str], env: dict[str, str]) -> str:
 
 def test_aarch64_runs_under_qemu(cross: CrossBuild, tmp_path: Path) -> None:
     env = {**cross.env, "PYAKET_INSTALL_DIR": str(tmp_path / "apps")}
-    info = _self_check(["qemu-aarch64", "-L", "/usr/aarch64-linux-gnu", str(cross.exe("aarch64-unknown-linux-gnu.2.17"))], env)
+    qemu = env.get("PYAKET_CROSS_QEMU_AARCH64", "qemu-aarch64 -L /usr/aarch64-linux-gnu").split()
+    info = _self_check([*qemu, str(cross.exe("aarch64-unknown-linux-gnu.2.17"))], env)
     assert "aarch64-unknown-linux-gnu.2.17" in info and "example-app" in info
 
 
