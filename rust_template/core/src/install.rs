@@ -99,9 +99,7 @@ pub(crate) fn reinstall(p: &Payload, layout: &Layout, out: &mut Out) -> Result<(
 /// Caller holds the lock.
 pub(crate) fn install_locked(p: &Payload, layout: &Layout, out: &mut Out) -> Result<()> {
     clean_stale_tmp(&layout.app_dir);
-    let tmp = layout
-        .app_dir
-        .join(format!("{TMP_PREFIX}{}-{}", std::process::id(), nanos()));
+    let tmp = layout.app_dir.join(tmp_name(""));
     let result = fs::create_dir(&tmp)
         .with_context(|| format!("creating {}", tmp.display()))
         .and_then(|()| build_version(p, layout, &tmp, out));
@@ -444,11 +442,14 @@ fn run_uv(mut cmd: Command, what: &str, uv: &Path) -> Result<()> {
     Ok(())
 }
 
-pub(crate) fn nanos() -> u32 {
-    SystemTime::now()
+/// A name no other process uses, starting with TMP_PREFIX so that a crash's
+/// leftovers are recognised and removed.
+pub(crate) fn tmp_name(kind: &str) -> String {
+    let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.subsec_nanos())
-        .unwrap_or(0)
+        .unwrap_or(0);
+    format!("{TMP_PREFIX}{kind}{}-{nanos}", std::process::id())
 }
 
 fn clean_stale_tmp(app_dir: &Path) {
@@ -472,9 +473,7 @@ pub(crate) fn remove_dir_locked(layout: &Layout, dir: &Path) -> Result<()> {
     if !dir.exists() {
         return Ok(());
     }
-    let trash = layout
-        .app_dir
-        .join(format!("{TMP_PREFIX}rm-{}-{}", std::process::id(), nanos()));
+    let trash = layout.app_dir.join(tmp_name("rm-"));
     fs::rename(dir, &trash).with_context(|| format!("removing {}", dir.display()))?;
     fs::remove_dir_all(&trash).with_context(|| format!("removing {}", dir.display()))
 }

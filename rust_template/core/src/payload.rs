@@ -134,9 +134,9 @@ impl PayloadFile {
         let threads = std::thread::available_parallelism()
             .map_or(1, |n| n.get())
             .clamp(1, parts.len().max(1));
+        let biggest = parts.iter().map(|p| p.frame.size).max().unwrap_or(0);
         // Equal-sized frames: dealing them out round-robin balances the threads.
         let work = |first: usize| -> Result<()> {
-            let biggest = parts.iter().map(|p| p.frame.size).max().unwrap_or(0);
             let mut buf: Vec<u8> = Vec::with_capacity(biggest);
             for part in parts.iter().skip(first).step_by(threads) {
                 self.decode(part, &mut buf)?;

@@ -14,35 +14,27 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, Result};
 
-use crate::dirs::TMP_PREFIX;
+use crate::install::tmp_name;
 use crate::PayloadFile;
 
 /// Shared uv builds no app has used for this long are deleted when another
-/// one is extracted. Using one refreshes its mtime, so a uv in use is never
-/// removed under an app about to run it.
+/// one is extracted. Using one refreshes its `last-used` stamp, so a uv in
+/// use is never removed under an app about to run it.
 const UNUSED_FOR: Duration = Duration::from_secs(30 * 24 * 3600);
 const LAST_USED: &str = "last-used";
 
 /// Path of the shared uv binary for the embedded `file`, extracting it first
 /// if this machine does not have it yet.
 pub(crate) fn shared_uv(root: &Path, file: &PayloadFile, version: &str) -> Result<PathBuf> {
-    let exe = location(root, file, version);
-    let dir = exe
-        .parent()
-        .map_or_else(|| root.to_path_buf(), Path::to_path_buf);
-    let base = dir
-        .parent()
-        .map_or_else(|| root.to_path_buf(), Path::to_path_buf);
+    let base = base_dir(root);
+    let dir = base.join(dir_name(file, version));
+    let exe = dir.join(exe_name(file));
     if is_complete(&exe, file) {
         touch(&dir);
         return Ok(exe);
     }
     fs::create_dir_all(&base).with_context(|| format!("creating {}", base.display()))?;
-    let tmp = base.join(format!(
-        "{TMP_PREFIX}{}-{}",
-        std::process::id(),
-        crate::install::nanos()
-    ));
+    let tmp = base.join(tmp_name(""));
     let extracted = file.extract_to(&tmp);
     let published = extracted.and_then(|_| {
         touch(&tmp);
@@ -67,8 +59,13 @@ pub(crate) fn shared_uv(root: &Path, file: &PayloadFile, version: &str) -> Resul
 
 /// Where the shared copy of the embedded `file` is (or will be).
 pub(crate) fn location(root: &Path, file: &PayloadFile, version: &str) -> PathBuf {
-    let base = root.join(".pyaket").join("uv");
-    base.join(dir_name(file, version)).join(exe_name(file))
+    base_dir(root)
+        .join(dir_name(file, version))
+        .join(exe_name(file))
+}
+
+fn base_dir(root: &Path) -> PathBuf {
+    root.join(".pyaket").join("uv")
 }
 
 fn dir_name(file: &PayloadFile, version: &str) -> String {
