@@ -7,7 +7,7 @@
 //! dir, flushed to disk, renamed), but a file that was complete once can be
 //! damaged since (a disk error, a zeroed block after a power loss, a user),
 //! so it is verified by content before each install uses it: hashing its
-//! parts costs ~10 ms, decompressing it again ~200 ms. The `.pyaket` dir
+//! parts costs ~15 ms, decompressing it again ~200 ms. The `.pyaket` dir
 //! cannot collide with an app: vendor and install names never start with a
 //! dot.
 

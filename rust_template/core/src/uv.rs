@@ -137,10 +137,7 @@ pub(crate) fn check_status(status: ExitStatus, what: &str, uv: &Path, detail: &s
     // program could not be executed at all.
     if status.code() == Some(127) {
         if let Some(why) = why_not_executable(uv) {
-            bail!(
-                "the embedded uv could not be executed: {}: {why}",
-                uv.display()
-            );
+            bail!("{} could not be executed: {}: {why}", label(), uv.display());
         }
     }
     let detail = detail.trim();
@@ -148,6 +145,15 @@ pub(crate) fn check_status(status: ExitStatus, what: &str, uv: &Path, detail: &s
         bail!("`uv {what}` failed ({status})");
     }
     bail!("`uv {what}` failed ({status}):\n{detail}")
+}
+
+/// Which uv failed: the one the app embeds, or the user's PYAKET_UV.
+fn label() -> &'static str {
+    if crate::dirs::env_nonempty("PYAKET_UV").is_some() {
+        "uv (PYAKET_UV)"
+    } else {
+        "the embedded uv"
+    }
 }
 
 fn spawn(cmd: &mut Command, uv: &Path) -> Result<std::process::Child> {
@@ -165,7 +171,8 @@ fn spawn(cmd: &mut Command, uv: &Path) -> Result<std::process::Child> {
         Err(e) => {
             if let Some(why) = why_not_executable(uv) {
                 bail!(
-                    "the embedded uv could not be executed: {}: {why} ({e})",
+                    "{} could not be executed: {}: {why} ({e})",
+                    label(),
                     uv.display()
                 );
             }
