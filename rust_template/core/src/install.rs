@@ -159,6 +159,9 @@ fn build_version(p: &Payload, layout: &Layout, tmp: TempDir, out: &mut Out) -> R
     let venv = tmp.path().join("venv");
 
     let uv = uv_path(p, layout)?;
+    if uv.parent().is_some_and(|d| !d.as_os_str().is_empty()) {
+        uv::preflight(&uv)?;
+    }
     let wheel_file = p.file(p.wheel)?;
     let wheel = wheel_file.extract_to(&payload_dir)?;
     let lock_file = match p.lock {
@@ -248,6 +251,7 @@ fn build_version(p: &Payload, layout: &Layout, tmp: TempDir, out: &mut Out) -> R
         }
     }
 
+    check_bytecode(&venv_python, &venv)?;
     fs::remove_dir_all(&payload_dir)
         .with_context(|| format!("removing {}", payload_dir.display()))?;
     flush_venv(tmp.path())?;
@@ -279,6 +283,79 @@ fn build_version(p: &Payload, layout: &Layout, tmp: TempDir, out: &mut Out) -> R
         remove_dir_locked(layout, &layout.version_dir)?;
     }
     tmp.publish(&layout.version_dir)
+}
+
+/// Below this much free space after an install, the bytecode is checked.
+const NEARLY_FULL: u64 = 16 << 20;
+
+/// Loads every .pyc under the venv; prints the bad ones.
+const CHECK_PYC: &str = r#"
+import marshal, os, sys
+for d, _, files in os.walk(sys.argv[1]):
+    for f in files:
+        if f.endswith(".pyc"):
+            p = os.path.join(d, f)
+            try:
+                with open(p, "rb") as fh:
+                    marshal.loads(fh.read()[16:])
+            except Exception as e:
+                print(f"{p} ({e})")
+"#;
+
+/// CPython writes .pyc files without checking for short writes (importlib's
+/// `_write_atomic`), so on a full disk uv's `--compile-bytecode` publishes
+/// truncated ones and reports success; every import of such a module then
+/// fails with "EOFError: marshal data too short", in every later run. A
+/// short write happens only when the disk fills up, and loading all the
+/// bytecode costs ~60 ms of CPU (660 files of an app with rich, click and
+/// httpx), so it is checked only when the disk is nearly full afterwards.
+fn check_bytecode(python: &Path, venv: &Path) -> Result<()> {
+    let Some(free) = free_space(venv) else {
+        return Ok(());
+    };
+    if free >= NEARLY_FULL {
+        return Ok(());
+    }
+    let run = Command::new(python)
+        .args(["-I", "-S", "-c", CHECK_PYC])
+        .arg(venv)
+        .stdin(Stdio::null())
+        .stderr(Stdio::inherit())
+        .output()
+        .with_context(|| format!("running {}", python.display()))?;
+    let bad = String::from_utf8_lossy(&run.stdout);
+    let bad: Vec<&str> = bad.lines().filter(|l| !l.is_empty()).collect();
+    if !run.status.success() || !bad.is_empty() {
+        bail!(
+            "the bytecode of {} file(s) was written truncated (No space left on device: {} KB free on the filesystem of {}); free some space and run again: {}",
+            bad.len(),
+            free_space(venv).unwrap_or(free) / 1024,
+            venv.display(),
+            bad.first().copied().unwrap_or("checking the bytecode failed")
+        );
+    }
+    Ok(())
+}
+
+/// Bytes an unprivileged user may still write on the filesystem of `path`.
+fn free_space(path: &Path) -> Option<u64> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        let c_path = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+        // SAFETY: statvfs fills the zeroed struct from a NUL-terminated path.
+        let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+        if unsafe { libc::statvfs(c_path.as_ptr(), &mut st) } != 0 {
+            return None;
+        }
+        #[allow(clippy::unnecessary_cast)] // the field types differ between platforms
+        Some(st.f_bavail as u64 * st.f_frsize as u64)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        None
+    }
 }
 
 /// Makes the venv's files durable before the marker says they are there:

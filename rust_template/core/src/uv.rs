@@ -133,12 +133,18 @@ pub(crate) fn check_status(status: ExitStatus, what: &str, uv: &Path, detail: &s
     if status.success() {
         return Ok(());
     }
-    // 127 is what a shell, qemu-user or a failed posix_spawn reports when the
-    // program could not be executed at all.
-    if status.code() == Some(127) {
-        if let Some(why) = why_not_executable(uv) {
-            bail!("{} could not be executed: {}: {why}", label(), uv.display());
-        }
+    if let Some(why) = why_not_executable(uv) {
+        bail!("{} could not be executed: {}: {why}", label(), uv.display());
+    }
+    // What the shell that execvp falls back to reports when the kernel
+    // refused the program (qemu-user without binfmt_misc), or a missing
+    // library.
+    if matches!(status.code(), Some(126 | 127)) {
+        bail!(
+            "{} could not be executed: {}: {status} (exec format error or a missing loader or library; under qemu-user, register qemu with binfmt_misc)",
+            label(),
+            uv.display()
+        );
     }
     let detail = detail.trim();
     if detail.is_empty() {
@@ -191,6 +197,17 @@ fn wait(mut child: std::process::Child) -> Result<ExitStatus> {
     let status = child.wait();
     signals::set_child(0);
     status.context("waiting for uv")
+}
+
+/// Fails if `uv` (a path) cannot be a program for this system. Checked
+/// before the first run because execvp hands a file the kernel refuses
+/// (ENOEXEC) to /bin/sh, whose complaints about binary garbage would be all
+/// the user sees.
+pub(crate) fn preflight(uv: &Path) -> Result<()> {
+    if let Some(why) = why_not_executable(uv) {
+        bail!("{} could not be executed: {}: {why}", label(), uv.display());
+    }
+    Ok(())
 }
 
 /// Why the OS would refuse to execute `path`, if it can be told from the
