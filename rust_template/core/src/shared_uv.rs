@@ -7,7 +7,9 @@
 //! dir, flushed to disk, renamed), but a file that was complete once can be
 //! damaged since (a disk error, a zeroed block after a power loss, a user),
 //! so it is verified by content before each install uses it: hashing its
-//! parts costs ~15 ms, decompressing it again ~200 ms. The `.pyaket` dir
+//! 38 MB in two threads costs ~66 ms of CPU (`self check` with and without
+//! a shared copy, on two loaded cores: 188 vs 75 ms wall), decompressing
+//! it again ~200 ms, and a first run with a kept uv ~260 ms. The `.pyaket` dir
 //! cannot collide with an app: vendor and install names never start with a
 //! dot.
 
