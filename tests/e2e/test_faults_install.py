@@ -9,7 +9,8 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -64,7 +65,7 @@ def processes_under(root: Path) -> list[str]:
     return found
 
 
-def wait_for(predicate, timeout: float = 60, interval: float = 0.002) -> bool:  # type: ignore[no-untyped-def]
+def wait_for(predicate: Callable[[], bool], timeout: float = 60, interval: float = 0.002) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
@@ -92,7 +93,10 @@ def tmpfs(tmp_path: Path) -> Iterator[Path]:
     if os.geteuid() != 0:
         pytest.skip("mounting a tmpfs needs root")
     mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(mount_point)], capture_output=True, text=True
+        ["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(mount_point)],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if mounted.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
@@ -151,22 +155,31 @@ def test_a_full_disk_fails_cleanly_and_the_next_run_recovers(exe: Path, tmpfs: P
 # --- kill -9 and SIGTERM -------------------------------------------------------------------------------------
 
 
+def unpacking_uv(root: Path) -> bool:
+    return any(p.is_dir() for p in (root / ".pyaket" / "uv").glob(".tmp-*"))
+
+
+def no_process_under(root: Path) -> bool:
+    return not processes_under(root)
+
+
 def test_kill_9_at_any_time_leaves_nothing_the_next_run_does_not_clean(exe: Path, tmp_path: Path) -> None:
     killed_during_unpack = False
-    for i, delay in enumerate(["unpack", 0.05, 0.15, 0.3, 0.5, 0.8]):
+    # None: as soon as the shared uv is being unpacked.
+    delays: list[float | None] = [None, 0.05, 0.15, 0.3, 0.5, 0.8]
+    for i, delay in enumerate(delays):
         root = tmp_path / f"k{i}"  # a fresh root each time, so uv is unpacked again
         process = popen(exe, root)
-        if delay == "unpack":
-            uv_base = root / ".pyaket" / "uv"
-            assert wait_for(lambda: uv_base.is_dir() and any(p.is_dir() for p in uv_base.glob(".tmp-*")))
+        if delay is None:
+            assert wait_for(partial(unpacking_uv, root))
         else:
             time.sleep(delay)
         process.kill()
         process.wait()
-        if delay == "unpack":
-            killed_during_unpack = any(p.is_dir() for p in (root / ".pyaket" / "uv").glob(".tmp-*"))
+        if delay is None:
+            killed_during_unpack = unpacking_uv(root)
         # PR_SET_PDEATHSIG: uv dies with the launcher instead of going on writing into a temp dir.
-        assert wait_for(lambda: not processes_under(root), timeout=5, interval=0.05), processes_under(root)
+        assert wait_for(partial(no_process_under, root), timeout=5, interval=0.05), processes_under(root)
         after = run(exe, ["x"], install_root=root)
         assert_runs(after)
         assert temps(root) == [], f"delay {delay}"
