@@ -5,6 +5,7 @@
 //! a new wheel then only recompiles the payload crate and the tiny bin, and
 //! everything here is reused from the previous build.
 
+mod atomic;
 mod dirs;
 mod install;
 mod lock;
@@ -12,6 +13,7 @@ mod manage;
 mod payload;
 mod run;
 mod shared_uv;
+mod uv;
 
 use std::ffi::OsString;
 use std::io::Write;

@@ -145,9 +145,10 @@ fn check(p: &Payload) -> Result<i32> {
             }
         }
     }
+    let uv_damaged = shared_uv::print_check(p);
     if failed == 0 {
         outln!("OK: {} embedded files verified", p.files.len());
-        Ok(0)
+        Ok(i32::from(uv_damaged))
     } else {
         outln!(
             "FAILED: {failed} of {} embedded files are corrupted",
