@@ -7,10 +7,13 @@
 
 mod dirs;
 mod install;
+mod integrity;
 mod lock;
 mod manage;
 mod payload;
+pub mod record;
 mod run;
+mod secure;
 mod shared_uv;
 
 use std::ffi::OsString;
@@ -40,15 +43,20 @@ fn real_main(p: &Payload) -> anyhow::Result<i32> {
 
     if let (Some(cmd), Some(first)) = (p.self_command, rest.first()) {
         if first == cmd {
-            return manage::run(p, &rest[1..]);
+            return secure::private_umask(|| manage::run(p, &rest[1..]));
         }
     }
 
-    // Warm path: a stat of the marker and an exec. Nothing here may touch the
-    // embedded payload bytes, which would page tens of MB in from disk.
+    // Warm path: a few stats (who may write the install dirs), the marker, an
+    // exec. Nothing here may touch the embedded payload bytes, which would
+    // page tens of MB in from disk.
     let layout = dirs::Layout::new(p)?;
+    secure::check_layout(&layout)?;
     if !layout.is_installed() {
-        install::ensure_installed(p, &layout)?;
+        secure::private_umask(|| {
+            secure::check_install(p, &layout)?;
+            install::ensure_installed(p, &layout)
+        })?;
     }
     run::run_app(p, &layout, argv0, rest)
 }
