@@ -168,7 +168,7 @@ fn check(p: &Payload) -> Result<i32> {
         match record::verify_env(&venv) {
             Ok(problems) if problems.is_empty() => {
                 outln!(
-                    "ok    installed files ({} match their RECORD)",
+                    "ok    installed files match their RECORD ({})",
                     venv.display()
                 )
             }
