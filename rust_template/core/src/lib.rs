@@ -65,7 +65,9 @@ fn report_error(p: &Payload, err: &anyhow::Error) {
     let _ = writeln!(std::io::stderr(), "error: {err:#}");
     // A GUI app has no console on Windows: the log is the only place left.
     if p.gui {
-        if let Ok(layout) = dirs::Layout::new(p) {
+        // Not into dirs others can write to: install.log could be a planted symlink.
+        if let Ok(layout) = dirs::Layout::new(p).and_then(|l| secure::check_layout(&l).map(|()| l))
+        {
             if let Ok(mut log) = install::open_log(&layout) {
                 let _ = writeln!(log, "error: {err:#}");
             }

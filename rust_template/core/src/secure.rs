@@ -62,6 +62,7 @@ pub(crate) fn private_umask<T>(f: impl FnOnce() -> T) -> T {
 }
 
 /// The fix to suggest: which setting chose the root.
+#[cfg_attr(not(unix), allow(dead_code))]
 fn root_setting() -> &'static str {
     if crate::dirs::env_nonempty("PYAKET_INSTALL_DIR").is_some() {
         "set PYAKET_INSTALL_DIR to a directory only you can write to"
@@ -233,9 +234,12 @@ mod imp {
 
     use crate::dirs::Layout;
 
-    pub(super) fn umask_add(_bits: u32) {}
+    /// No umask: new files get the ACL inherited from their parent dir.
+    pub(super) fn umask_add(_bits: u32) -> u32 {
+        0
+    }
 
-    pub(super) fn umask_restore(_old: ()) {}
+    pub(super) fn umask_restore(_old: u32) {}
 
     pub(super) fn create_private_dir(dir: &Path) -> Result<()> {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))
