@@ -80,7 +80,7 @@ def plant(exe: Path, root: Path, sentinel: Path) -> None:
 def assert_refused(result: subprocess.CompletedProcess[str], path: Path, *fix: str) -> None:
     assert result.returncode == 1, (result.stdout, result.stderr)
     assert result.stdout == ""
-    assert f"refusing to use " in result.stderr and str(path) in result.stderr, result.stderr
+    assert "refusing to use " in result.stderr and str(path) in result.stderr, result.stderr
     for text in fix:
         assert text in result.stderr, result.stderr
 
@@ -154,7 +154,11 @@ def test_dirs_owned_by_another_user_are_refused(
 def test_a_fine_root_works_and_gets_no_group_or_other_write_whatever_the_umask(exe: Path, root: Path) -> None:
     env = {**os.environ, "PYAKET_INSTALL_DIR": str(root)}
     first = subprocess.run(
-        ["sh", "-c", 'umask 000; exec "$0" "$@"', str(exe), "hello"], env=env, capture_output=True, text=True
+        ["sh", "-c", 'umask 000; exec "$0" "$@"', str(exe), "hello"],
+        check=False,
+        env=env,
+        capture_output=True,
+        text=True,
     )
     assert first.returncode == 0, first.stderr
     assert first.stdout.startswith("example-app 1.0.0 ")
@@ -194,7 +198,9 @@ def frame_parts(data: bytes, frame_bytes: int = 8 << 20) -> list[bytes]:
 
 def compressed_wheel(manifest: dict[str, object]) -> bytes:
     sha = manifest["files"][manifest["wheel"]]["sha256"]  # type: ignore[index]
-    blobs = sorted(target_dir(os.environ, cache_dir()).glob(f"{HOST_TRIPLE}/release/build/pyaket-payload-*/out/blobs/{sha}-*"))
+    blobs = sorted(
+        target_dir(os.environ, cache_dir()).glob(f"{HOST_TRIPLE}/release/build/pyaket-payload-*/out/blobs/{sha}-*")
+    )
     assert blobs, f"no compressed blob of the wheel ({sha}) in the target dir"
     return blobs[0].read_bytes()
 
@@ -289,4 +295,6 @@ def test_a_missing_installed_file_is_named(exe: Path, root: Path) -> None:
     (site,) = (version_dir / "venv" / "lib").glob("python3.*/site-packages")
     (site / "colorama" / "ansi.py").unlink()
     checked = run(exe, ["self", "check"], install_root=root)
-    assert checked.returncode == 1 and f"FAIL  installed file missing: {site / 'colorama' / 'ansi.py'}" in checked.stdout
+    assert (
+        checked.returncode == 1 and f"FAIL  installed file missing: {site / 'colorama' / 'ansi.py'}" in checked.stdout
+    )

@@ -94,8 +94,10 @@ mod imp {
     }
 
     fn euid() -> u32 {
+        use std::sync::OnceLock;
+        static EUID: OnceLock<u32> = OnceLock::new();
         // SAFETY: geteuid has no preconditions and cannot fail.
-        unsafe { libc::geteuid() }
+        *EUID.get_or_init(|| unsafe { libc::geteuid() })
     }
 
     pub(super) fn umask_add(bits: libc::mode_t) -> libc::mode_t {
