@@ -155,15 +155,23 @@ fn check(p: &Payload) -> Result<i32> {
             }
         }
     }
-    let layout = Layout::new(p)?;
-    match secure::check_layout(&layout) {
-        Ok(()) => outln!("ok    install dirs ({})", layout.root.display()),
+    let layout = Layout::new(p).and_then(|layout| {
+        secure::check_layout(&layout)?;
+        Ok(layout)
+    });
+    let layout = match layout {
+        Ok(layout) => {
+            outln!("ok    install dirs ({})", layout.root.display());
+            Some(layout)
+        }
         Err(e) => {
             outln!("FAIL  install dirs: {e:#}");
             failed += 1;
+            // Files in dirs others can write to are not read: one could be a FIFO.
+            None
         }
-    }
-    if layout.is_installed() {
+    };
+    if let Some(layout) = layout.filter(|l| l.is_installed()) {
         let venv = layout.version_dir.join("venv");
         match record::verify_env(&venv) {
             Ok(problems) if problems.is_empty() => {
