@@ -19,7 +19,8 @@ from hatch_pyaket.fetch import sha256_file
 SCHEMA = 1
 
 # Fields that decide what gets installed; two launchers agreeing on them share one installed venv,
-# so several scripts of one app (which differ only in their entry) install once.
+# so several scripts of one app (which differ only in their entry) install once. `payload_hash` covers them
+# (plus lock, wheels, python_archive, python_interpreter and the files' sha256); `manifest_hash` covers all.
 _INSTALL_FIELDS = ("app", "version", "install_name", "vendor", "target", "python", "wheel", "uv", "uv_version")
 
 
@@ -100,6 +101,9 @@ def manifest(spec: PayloadSpec, digests: Mapping[str, str], sizes: Mapping[str, 
         identity[name] = data[name]
     identity["files"] = {key: digests[key] for key in sorted(files)}
     data["payload_hash"] = hashlib.sha256(_canonical(identity)).hexdigest()
+    # Every field and file, payload_hash included: the launcher recomputes it from what it embeds, so
+    # a flipped byte in the entry, the python request or the vendor fails `self check` and a first run.
+    data["manifest_hash"] = hashlib.sha256(_canonical(data)).hexdigest()
     return data
 
 

@@ -17,7 +17,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use serde_json::{Map, Value};
+use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
 const DEFAULT_LEVEL: i32 = 19;
@@ -113,6 +113,8 @@ fn run() -> Result<(), String> {
 
     let mut used_blobs = BTreeSet::new();
     let mut files_code = String::new();
+    // (name, sha256, size, executable) as embedded, for checking the hashes.
+    let mut embedded: Vec<(String, String, u64, bool)> = Vec::new();
     // serde_json's Map is a BTreeMap (no preserve_order): keys come sorted.
     for (name, meta) in files {
         check_rel_path(name)?;
@@ -160,6 +162,7 @@ fn run() -> Result<(), String> {
             blob.name
         );
         used_blobs.insert(blob.name);
+        embedded.push((name.clone(), sha256, size, executable));
     }
     // Drop blobs of files no longer embedded, so OUT_DIR does not grow with every wheel.
     if let Ok(entries) = fs::read_dir(&blob_dir) {
@@ -203,11 +206,67 @@ fn run() -> Result<(), String> {
             "`payload_hash` {payload_hash:?} is not a hex digest"
         ));
     }
+    let manifest_hash = m.str("manifest_hash")?.to_ascii_lowercase();
+    if manifest_hash.len() != 64 || !manifest_hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(format!(
+            "`manifest_hash` {manifest_hash:?} is not a sha256 hex digest"
+        ));
+    }
     let keep_versions =
         u32::try_from(m.u64("keep_versions")?).map_err(|_| "`keep_versions` is too large")?;
     let self_command = m.opt_str("self_command")?;
     if self_command.as_deref() == Some("") {
         return Err("`self_command` is empty (use null to disable it)".into());
+    }
+    let target = m.str("target")?;
+    let python = m.str("python")?;
+    let uv_version = m.str("uv_version")?;
+    let python_interpreter = m.opt_str("python_interpreter")?;
+    let gui = m.bool("gui")?;
+
+    // The launcher recomputes both hashes from what it embeds (pyaket-core's
+    // integrity.rs). Rebuilding the manifest here from the values this script
+    // carries, not from the JSON, fails the build when the plugin writes a
+    // field that the launcher would not carry.
+    let files_meta: Map<String, Value> = embedded
+        .iter()
+        .map(|(name, sha, size, exe)| {
+            let meta = json!({"sha256": sha, "size": size, "executable": exe});
+            (name.clone(), meta)
+        })
+        .collect();
+    let files_sha: Map<String, Value> = embedded
+        .iter()
+        .map(|(name, sha, _, _)| (name.clone(), json!(sha)))
+        .collect();
+    let identity = json!({
+        "app": app, "version": version, "install_name": install_name, "vendor": vendor,
+        "target": target, "python": python, "wheel": wheel, "uv": uv, "uv_version": uv_version,
+        "lock": lock, "wheels": wheels, "python_archive": python_archive,
+        "python_interpreter": python_interpreter, "files": files_sha,
+    });
+    let whole = json!({
+        "schema": schema, "app": app, "version": version, "install_name": install_name,
+        "vendor": vendor, "target": target,
+        "entry": {"kind": entry.str("kind")?, "value": entry_value},
+        "python": python, "wheel": wheel, "uv": uv, "uv_version": uv_version, "lock": lock,
+        "wheels": wheels, "python_archive": python_archive,
+        "python_interpreter": python_interpreter, "self_command": self_command,
+        "keep_versions": keep_versions, "gui": gui, "payload_hash": payload_hash,
+        "files": files_meta,
+    });
+    for (key, value, expected) in [
+        ("payload_hash", &identity, &payload_hash),
+        ("manifest_hash", &whole, &manifest_hash),
+    ] {
+        let got = hex(&Sha256::digest(canonical(value).as_bytes()));
+        if &got != expected {
+            return Err(format!(
+                "`{key}` is {expected} but the values this launcher embeds hash to {got}: the \
+                 manifest was edited by hand, or the plugin and this template disagree on its \
+                 fields (see docs/payload-contract.md)"
+            ));
+        }
     }
 
     let mut code = String::new();
@@ -228,16 +287,14 @@ fn run() -> Result<(), String> {
          \x20   lock: {lock:?},\n\
          \x20   wheels: &{wheels:?},\n\
          \x20   python_archive: {python_archive:?},\n\
+         \x20   python_interpreter: {python_interpreter:?},\n\
          \x20   self_command: {self_command:?},\n\
          \x20   keep_versions: {keep_versions},\n\
          \x20   gui: {gui},\n\
          \x20   payload_hash: {payload_hash:?},\n\
+         \x20   manifest_hash: {manifest_hash:?},\n\
          \x20   files: &[\n{files_code}    ],\n\
          }};\n",
-        target = m.str("target")?,
-        python = m.str("python")?,
-        uv_version = m.opt_str("uv_version")?.unwrap_or_default(),
-        gui = m.bool("gui")?,
     );
     let out = out_dir.join("payload.rs");
     // Rewriting identical content would still be fine, but skipping it keeps mtimes stable.
@@ -462,6 +519,26 @@ impl Manifest<'_> {
             .as_bool()
             .ok_or_else(|| format!("`{key}` must be true or false"))
     }
+}
+
+/// Python's `json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True)`:
+/// serde_json writes sorted keys (its Map is a BTreeMap) and the same escapes
+/// for ASCII except DEL, so only DEL and non-ASCII, which can only occur
+/// inside strings, still need `\uXXXX` escapes.
+fn canonical(value: &Value) -> String {
+    let text = value.to_string();
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c < '\u{7f}' {
+            out.push(c);
+        } else {
+            let mut units = [0u16; 2];
+            for unit in c.encode_utf16(&mut units) {
+                let _ = write!(out, "\\u{unit:04x}");
+            }
+        }
+    }
+    out
 }
 
 fn hex(bytes: &[u8]) -> String {

@@ -8,10 +8,13 @@
 mod atomic;
 mod dirs;
 mod install;
+mod integrity;
 mod lock;
 mod manage;
 mod payload;
+pub mod record;
 mod run;
+mod secure;
 mod shared_uv;
 mod uv;
 
@@ -42,15 +45,20 @@ fn real_main(p: &Payload) -> anyhow::Result<i32> {
 
     if let (Some(cmd), Some(first)) = (p.self_command, rest.first()) {
         if first == cmd {
-            return manage::run(p, &rest[1..]);
+            return secure::private_umask(|| manage::run(p, &rest[1..]));
         }
     }
 
-    // Warm path: a stat of the marker and an exec. Nothing here may touch the
-    // embedded payload bytes, which would page tens of MB in from disk.
+    // Warm path: a few stats (who may write the install dirs), the marker, an
+    // exec. Nothing here may touch the embedded payload bytes, which would
+    // page tens of MB in from disk.
     let layout = dirs::Layout::new(p)?;
+    secure::check_layout(&layout)?;
     if !layout.is_installed() {
-        install::ensure_installed(p, &layout)?;
+        secure::private_umask(|| {
+            secure::check_install(p, &layout)?;
+            install::ensure_installed(p, &layout)
+        })?;
     }
     run::run_app(p, &layout, argv0, rest)
 }
@@ -59,7 +67,9 @@ fn report_error(p: &Payload, err: &anyhow::Error) {
     let _ = writeln!(std::io::stderr(), "error: {err:#}");
     // A GUI app has no console on Windows: the log is the only place left.
     if p.gui {
-        if let Ok(layout) = dirs::Layout::new(p) {
+        // Not into dirs others can write to: install.log could be a planted symlink.
+        if let Ok(layout) = dirs::Layout::new(p).and_then(|l| secure::check_layout(&l).map(|()| l))
+        {
             if let Ok(mut log) = install::open_log(&layout) {
                 let _ = writeln!(log, "error: {err:#}");
             }

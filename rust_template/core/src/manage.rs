@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 
 use crate::dirs::{env_nonempty, Layout};
 use crate::install::{self, Out};
-use crate::{lock, shared_uv, Payload};
+use crate::{lock, record, secure, shared_uv, Payload};
 
 // println! panics on a closed pipe (`app self check | head -1`); a broken
 // pipe is not worth an abort.
@@ -20,7 +20,8 @@ macro_rules! errln {
 
 const COMMANDS: &str = concat!(
     "  info     show the app, its payload and where it is installed\n",
-    "  check    verify every embedded file (decompress + sha256) without installing\n",
+    "  check    verify the manifest, every embedded file (decompress + sha256), the install dirs'\n",
+    "           permissions and the installed files (against their RECORD), without installing\n",
     "  remove   delete this version's installation\n",
     "  restore  reinstall this version (remove + install), without running the app\n",
     "  clean    delete the other installed versions of this app\n",
@@ -136,6 +137,15 @@ fn info(p: &Payload) -> Result<i32> {
 
 fn check(p: &Payload) -> Result<i32> {
     let mut failed = 0;
+    // The manifest first: a flipped byte in the entry, the python request or
+    // a file's expected sha256 is not covered by the files' own hashes.
+    match p.check_hashes() {
+        Ok(()) => outln!("ok    manifest (manifest_hash {})", p.manifest_hash),
+        Err(e) => {
+            outln!("FAIL  manifest: {e:#}");
+            failed += 1;
+        }
+    }
     for f in p.files {
         match f.verify() {
             Ok(()) => outln!("ok    {} ({} bytes)", f.name, f.size),
@@ -145,15 +155,58 @@ fn check(p: &Payload) -> Result<i32> {
             }
         }
     }
-    let uv_damaged = shared_uv::print_check(p);
+    let layout = Layout::new(p).and_then(|layout| {
+        secure::check_layout(&layout)?;
+        Ok(layout)
+    });
+    let layout = match layout {
+        Ok(layout) => {
+            outln!("ok    install dirs ({})", layout.root.display());
+            Some(layout)
+        }
+        Err(e) => {
+            outln!("FAIL  install dirs: {e:#}");
+            failed += 1;
+            // Files in dirs others can write to are not read: one could be a FIFO.
+            None
+        }
+    };
+    if let Some(layout) = &layout {
+        if shared_uv::print_check(p, layout) {
+            failed += 1;
+        }
+    }
+    if let Some(layout) = layout.filter(|l| l.is_installed()) {
+        let venv = layout.version_dir.join("venv");
+        match record::verify_env(&venv) {
+            Ok(problems) if problems.is_empty() => {
+                outln!(
+                    "ok    installed files match their RECORD ({})",
+                    venv.display()
+                )
+            }
+            Ok(problems) => {
+                for problem in &problems {
+                    outln!("FAIL  installed file {problem}");
+                }
+                outln!(
+                    "      repair with `{} {} restore`",
+                    p.app,
+                    p.self_command.unwrap_or("self")
+                );
+                failed += problems.len();
+            }
+            Err(e) => {
+                outln!("FAIL  installed files: {e:#}");
+                failed += 1;
+            }
+        }
+    }
     if failed == 0 {
         outln!("OK: {} embedded files verified", p.files.len());
-        Ok(i32::from(uv_damaged))
+        Ok(0)
     } else {
-        outln!(
-            "FAILED: {failed} of {} embedded files are corrupted",
-            p.files.len()
-        );
+        outln!("FAILED: {failed} problem(s) found");
         Ok(1)
     }
 }
@@ -182,7 +235,9 @@ fn restore(p: &Payload) -> Result<i32> {
         p.version,
         layout.version_dir.display()
     );
+    secure::check_install(p, &layout)?;
     install::reinstall(p, &layout, &mut out)?;
+    record::verify_restored(p, &layout, &mut out)?;
     errln!("installed {}", layout.version_dir.display());
     Ok(0)
 }

@@ -67,10 +67,16 @@ pub struct Payload {
     pub lock: Option<&'static str>,
     pub wheels: &'static [&'static str],
     pub python_archive: Option<&'static str>,
+    /// The interpreter's path inside `python_archive`; not used to find it
+    /// (the launcher looks at the known places), but hashed like every field.
+    pub python_interpreter: Option<&'static str>,
     pub self_command: Option<&'static str>,
     pub keep_versions: u32,
     pub gui: bool,
+    /// sha256 of the install-identity fields and the files' sha256; names the install dir.
     pub payload_hash: &'static str,
+    /// sha256 of every manifest field (payload_hash included) and file; see integrity.rs.
+    pub manifest_hash: &'static str,
     pub files: &'static [PayloadFile],
 }
 

@@ -159,10 +159,12 @@ mod tests {
             lock: None,
             wheels: &[],
             python_archive: None,
+            python_interpreter: None,
             self_command: None,
             keep_versions: 0,
             gui: false,
             payload_hash: "0123456789abcdef",
+            manifest_hash: "",
             files: &[],
         }
     }

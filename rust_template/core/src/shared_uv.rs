@@ -86,12 +86,12 @@ pub(crate) fn status(root: &Path, file: &PayloadFile, version: &str) -> (PathBuf
 }
 
 /// One line for `self check` on stdout; true if the shared uv is damaged.
-pub(crate) fn print_check(p: &crate::Payload) -> bool {
+pub(crate) fn print_check(p: &crate::Payload, layout: &crate::dirs::Layout) -> bool {
     use std::io::Write;
     let (Some(name), None) = (p.uv, crate::dirs::env_nonempty("PYAKET_UV")) else {
         return false;
     };
-    let (Ok(layout), Ok(file)) = (crate::dirs::Layout::new(p), p.file(name)) else {
+    let Ok(file) = p.file(name) else {
         return false;
     };
     let (exe, status) = status(&layout.root, file, p.uv_version);
