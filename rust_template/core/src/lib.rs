@@ -12,6 +12,7 @@ mod manage;
 mod payload;
 mod run;
 mod shared_uv;
+mod versions;
 
 use std::ffi::OsString;
 use std::io::Write;
@@ -44,14 +45,33 @@ fn real_main(p: &Payload) -> anyhow::Result<i32> {
         }
     }
 
-    // Warm path: a stat of the marker and an exec. Nothing here may touch the
+    // Warm path: the marker opened and locked shared (the version stays
+    // installed while the app runs), then an exec. Nothing here may touch the
     // embedded payload bytes, which would page tens of MB in from disk.
     let layout = dirs::Layout::new(p)?;
-    if !layout.is_installed() {
+    let mut installs = 0;
+    let in_use = loop {
+        if let Some(in_use) = run::enter(&layout) {
+            break in_use;
+        }
+        // Not installed, or a remover took it meanwhile: install (after the
+        // remover, whose app lock we wait for) and try again, a few times.
+        if installs == MAX_INSTALLS {
+            anyhow::bail!(
+                "{} kept disappearing right after being installed ({MAX_INSTALLS} times): another \
+                 process keeps removing it (`self remove`, `self clean`, or another version of \
+                 the app with keep-versions)",
+                layout.version_dir.display()
+            );
+        }
+        installs += 1;
         install::ensure_installed(p, &layout)?;
-    }
-    run::run_app(p, &layout, argv0, rest)
+    };
+    run::run_app(p, &layout, argv0, rest, in_use)
 }
+
+/// Installs per start, at most, when removers keep racing it.
+const MAX_INSTALLS: u32 = 3;
 
 fn report_error(p: &Payload, err: &anyhow::Error) {
     let _ = writeln!(std::io::stderr(), "error: {err:#}");
