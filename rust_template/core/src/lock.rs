@@ -7,7 +7,7 @@
 //! seconds saying who holds the lock.
 
 use std::fs::{self, File, OpenOptions, TryLockError};
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::Path;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -133,6 +133,9 @@ impl Drop for AppLock {
     }
 }
 
+/// The app's install lock. std opens files close-on-exec, so the uv
+/// processes an install starts do not inherit it: if the launcher dies, the
+/// lock goes with it even while an orphaned uv still runs.
 pub(crate) fn acquire(layout: &Layout, out: &mut dyn Write) -> Result<AppLock> {
     fs::create_dir_all(&layout.app_dir)
         .with_context(|| format!("creating {}", layout.app_dir.display()))?;
@@ -181,7 +184,7 @@ fn alive(pid: u32) -> bool {
     };
     // SAFETY: signal 0 only checks that the process exists.
     let r = unsafe { libc::kill(pid, 0) };
-    r == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+    r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
 #[cfg(not(unix))]
@@ -243,6 +246,10 @@ pub(crate) fn flock_holders(file: &File) -> Vec<u32> {
     }
 }
 
+/// Tests that set PYAKET_LOCK_TIMEOUT hold this (the environment is per process).
+#[cfg(test)]
+pub(crate) static TEST_ENV: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -270,6 +277,7 @@ mod tests {
         assert!(try_lock(&other, false).unwrap());
         other.unlock().unwrap();
         // ...but does block an exclusive one, for the bounded time only.
+        let _env = TEST_ENV.lock().unwrap_or_else(|e| e.into_inner());
         std::env::set_var(TIMEOUT_VAR, "0.3");
         let holder = || Some("pid 42".to_string());
         let wait = Wait {

@@ -18,7 +18,7 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 
 use crate::dirs::{Layout, MARKER, PYTHON_PREFIX};
 use crate::lock::{self, Wait};
@@ -104,8 +104,23 @@ pub(crate) fn remove_dir_locked(layout: &Layout, dir: &Path) -> Result<()> {
     if !dir.exists() {
         return Ok(());
     }
-    let _claim = claim(dir, InUse::Wait, &mut io::stderr())?;
-    delete(layout, dir)
+    match claim(dir, InUse::Wait, &mut io::stderr())? {
+        Some(claim) => delete_claimed(layout, dir, claim),
+        // InUse::Wait either claims or fails.
+        None => bail!("{} is in use by a running app", dir.display()),
+    }
+}
+
+/// Deletes a claimed version. On Windows a directory with an open file in it
+/// cannot be renamed, so the claim goes first; an app starting in that
+/// instant makes the rename fail (an error, not a vanished environment).
+fn delete_claimed(layout: &Layout, dir: &Path, claim: Claim) -> Result<()> {
+    #[cfg(windows)]
+    drop(claim);
+    let result = delete(layout, dir);
+    #[cfg(not(windows))]
+    drop(claim);
+    result
 }
 
 /// Moves `dir` out of the way atomically (so a half-deleted version never
@@ -172,7 +187,7 @@ pub(crate) fn remove_versions(
     let mut removed = 0;
     for dir in dirs {
         let result = claim(&dir, InUse::Skip, out).and_then(|claim| match claim {
-            Some(_claim) => delete(layout, &dir).map(|()| true),
+            Some(claim) => delete_claimed(layout, &dir, claim).map(|()| true),
             None => Ok(false),
         });
         match result {
@@ -226,5 +241,95 @@ fn prune_pythons(layout: &Layout, out: &mut dyn Write) {
                 let _ = writeln!(out, "warning: {e:#}");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lock::{TEST_ENV, TIMEOUT_VAR};
+
+    fn layout(name: &str) -> Layout {
+        let app_dir =
+            std::env::temp_dir().join(format!("pyaket-versions-{}-{name}", std::process::id()));
+        let _ = fs::remove_dir_all(&app_dir);
+        fs::create_dir_all(&app_dir).unwrap();
+        Layout {
+            root: app_dir.clone(),
+            version_dir: app_dir.join("3-ccc"),
+            app_dir,
+        }
+    }
+
+    fn install(layout: &Layout, name: &str) -> PathBuf {
+        let dir = layout.app_dir.join(name);
+        fs::create_dir_all(dir.join("venv")).unwrap();
+        fs::write(dir.join(MARKER), "version=x\n").unwrap();
+        dir
+    }
+
+    /// What a running app holds (see `run::enter`).
+    fn running(dir: &Path) -> File {
+        let file = File::open(dir.join(MARKER)).unwrap();
+        assert!(lock::try_lock(&file, false).unwrap());
+        file
+    }
+
+    #[test]
+    fn pruning_keeps_versions_in_use() {
+        let layout = layout("prune");
+        let old = install(&layout, "1-aaa");
+        let used = install(&layout, "2-bbb");
+        let app = running(&used);
+        let mut out = Vec::new();
+        let removed = remove_versions(&layout, other_versions(&layout).into_iter(), &mut out);
+        assert_eq!(removed, 1);
+        assert!(!old.exists() && used.join(MARKER).is_file());
+        let out = String::from_utf8(out).unwrap();
+        assert!(
+            out.contains(&format!(
+                "{} is in use by a running app, kept",
+                used.display()
+            )),
+            "{out}"
+        );
+        // Once the app exited, the next prune removes it.
+        drop(app);
+        assert_eq!(
+            remove_versions(
+                &layout,
+                other_versions(&layout).into_iter(),
+                &mut Vec::new()
+            ),
+            1
+        );
+        assert!(!used.exists());
+        let _ = fs::remove_dir_all(&layout.app_dir);
+    }
+
+    #[test]
+    fn removal_waits_bounded_and_puts_the_marker_back() {
+        let layout = layout("remove");
+        let dir = install(&layout, "3-ccc");
+        let app = running(&dir);
+        let _env = TEST_ENV.lock().unwrap_or_else(|e| e.into_inner());
+        std::env::set_var(TIMEOUT_VAR, "0.2");
+        let mut out = Vec::new();
+        // While waiting, the marker is parked: new apps do not start from it.
+        let err = claim(&dir, InUse::Wait, &mut out).err().unwrap();
+        assert!(
+            format!("{err:#}").contains("is in use by a running app"),
+            "{err:#}"
+        );
+        assert!(dir.join(MARKER).is_file() && !dir.join(PARKED).exists());
+        // A parked marker (its remover died) still protects the running app.
+        fs::rename(dir.join(MARKER), dir.join(PARKED)).unwrap();
+        assert!(remove_dir_locked(&layout, &dir).is_err());
+        assert!(dir.join(PARKED).is_file());
+        drop(app);
+        remove_dir_locked(&layout, &dir).unwrap();
+        std::env::remove_var(TIMEOUT_VAR);
+        assert!(!dir.exists());
+        let _ = fs::remove_dir_all(&layout.app_dir);
     }
 }
