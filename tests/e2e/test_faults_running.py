@@ -187,7 +187,7 @@ def test_a_stopped_first_run_makes_others_give_up_a_killed_one_does_not(
     assert time.monotonic() - began < 20
 
 
-def test_a_too_long_argument_list_is_named(versions: dict[str, Path], install_root: Path) -> None:
+def test_exec_failures_say_why(versions: dict[str, Path], install_root: Path) -> None:
     exe = versions["1.0.0"]
     assert run(exe, [], install_root=install_root).returncode == 0
 
@@ -214,3 +214,19 @@ def test_a_too_long_argument_list_is_named(versions: dict[str, Path], install_ro
     assert result is not None and result.returncode == 1 and result.stdout == ""
     assert "argument list too long" in result.stderr, result.stderr
     assert "base Python" not in result.stderr and "<this program>" not in result.stderr
+
+    # The venv's interpreter is gone: the message names this very program and its self-command.
+    venv_python = version_dir(install_root, "1.0.0") / "venv" / "bin" / "python"
+    venv_python.rename(venv_python.with_name("python.away"))
+    broken = run(exe, [], install_root=install_root)
+    assert broken.returncode == 1, broken.stderr
+    assert f"error: cannot start {venv_python}: it is missing" in broken.stderr
+    assert f"reinstall it with `{exe} self restore`" in broken.stderr, broken.stderr
+    assert run(exe, ["self", "restore"], install_root=install_root).returncode == 0
+    assert run(exe, [], install_root=install_root).returncode == 0
+
+
+def test_help_documents_the_lock_timeout(versions: dict[str, Path], install_root: Path) -> None:
+    shown = run(versions["1.0.0"], ["self", "help"], install_root=install_root)
+    assert shown.returncode == 0
+    assert re.search(r"(?m)^  PYAKET_LOCK_TIMEOUT .*\n.*\(default 300\)$", shown.stdout), shown.stdout

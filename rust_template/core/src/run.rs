@@ -1,7 +1,7 @@
 //! Starting the app with the venv's interpreter.
 
 use std::ffi::OsString;
-use std::fs::File;
+use std::fs::{File, TryLockError};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -20,7 +20,7 @@ use crate::{EntryKind, Payload};
 /// child is, and so would be an app that passed the fd on. An app that
 /// closes every fd above 2 (`os.closerange`) drops the lock.
 pub(crate) struct InUse {
-    _file: File,
+    _file: Option<File>,
 }
 
 /// Takes this version's in-use lock. None: not installed, being removed, or
@@ -31,39 +31,48 @@ pub(crate) struct InUse {
 /// where there used to be one stat.
 pub(crate) fn enter(layout: &Layout) -> Option<InUse> {
     let marker = layout.marker();
-    let file = open_inherited(&marker)?;
-    // Fails only while a remover holds it exclusively.
-    if !crate::lock::try_lock(&file, false).ok()? {
-        return None;
+    let file = match open_inherited(&marker) {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return None,
+        // Installed but unreadable by this user (another user's install):
+        // run as before this lock existed, unprotected.
+        Err(_) => return layout.is_installed().then_some(InUse { _file: None }),
+    };
+    match file.try_lock_shared() {
+        Ok(()) => {}
+        // A remover holds it exclusively.
+        Err(TryLockError::WouldBlock) => return None,
+        // A file system without locks: run unprotected rather than not at all.
+        Err(TryLockError::Error(_)) => {}
     }
     // A remover may have parked the marker or removed the version between
     // our open and our lock: then the lock is on a file that is no longer
     // this version's marker.
-    same_file(&file, &marker).then_some(InUse { _file: file })
+    same_file(&file, &marker).then_some(InUse { _file: Some(file) })
 }
 
 /// Opens `path` read-only without close-on-exec (std always sets it), so
 /// that the exec'd app inherits it. Rust's runtime makes sure fds 0-2 are
 /// open at start, so this never lands on a standard stream.
 #[cfg(unix)]
-fn open_inherited(path: &Path) -> Option<File> {
+fn open_inherited(path: &Path) -> io::Result<File> {
     use std::ffi::CString;
     use std::os::unix::ffi::OsStrExt;
     use std::os::unix::io::FromRawFd;
-    let c_path = CString::new(path.as_os_str().as_bytes()).ok()?;
+    let c_path = CString::new(path.as_os_str().as_bytes())?;
     // SAFETY: a valid NUL-terminated path; the fd is owned by the File below.
     let fd = unsafe { libc::open(c_path.as_ptr(), libc::O_RDONLY) };
     if fd < 0 {
-        return None;
+        return Err(io::Error::last_os_error());
     }
     // SAFETY: fd was just opened and nothing else owns it.
-    Some(unsafe { File::from_raw_fd(fd) })
+    Ok(unsafe { File::from_raw_fd(fd) })
 }
 
 #[cfg(not(unix))]
-fn open_inherited(path: &Path) -> Option<File> {
+fn open_inherited(path: &Path) -> io::Result<File> {
     // The launcher waits for the child and holds the lock itself.
-    File::open(path).ok()
+    File::open(path)
 }
 
 #[cfg(unix)]
