@@ -4,6 +4,7 @@ holds them, exec failures say why. Real executables of the example project, real
 from __future__ import annotations
 
 import errno
+import itertools
 import os
 import re
 import signal
@@ -81,11 +82,15 @@ def test_runs_survive_restore_and_clean_beside_them(versions: dict[str, Path], i
     runner = threading.Thread(target=many_runs)
     runner.start()
     managed = []
-    # restore replaces this version's environment; 1.0.1's clean removes 1.0.0 (when no run holds it).
-    for command in ("restore", "clean", "restore", "clean", "restore"):
-        time.sleep(0.3)
+    # As long as the runs go on: restore replaces this version's environment, 1.0.1's clean removes 1.0.0 (when
+    # no run holds it).
+    commands = itertools.cycle(("restore", "clean"))
+    while runner.is_alive():
+        time.sleep(0.2)
+        command = next(commands)
         managed.append(run(exe if command == "restore" else other, ["self", command], install_root=install_root))
     runner.join()
+    assert len(managed) >= 4
     for result in managed:
         assert result.returncode == 0, result.stderr
     assert len(results) == 60
@@ -202,7 +207,7 @@ def test_exec_failures_say_why(versions: dict[str, Path], install_root: Path) ->
 
     # The largest argument list the launcher starts with: the interpreter's command line (`-s -c <bootstrap>`
     # and its longer path) is then over the system's limit.
-    low, high = 0, 4 << 20
+    low, high = 0, 16 << 20  # over any ARG_MAX (at most 6 MiB on Linux)
     assert launch(high) is None
     while high - low > 1:
         mid = (low + high) // 2
