@@ -131,14 +131,17 @@ fn delete(layout: &Layout, dir: &Path) -> Result<()> {
     fs::remove_dir_all(&trash).with_context(|| format!("removing {}", dir.display()))
 }
 
-/// Installed version dirs of this app other than the current one, newest first.
+/// Installed version dirs of this app other than the current one, newest
+/// first; with those whose remover died while waiting (marker parked), which
+/// would otherwise stay forever.
 pub(crate) fn other_versions(layout: &Layout) -> Vec<PathBuf> {
     let mut found: Vec<(SystemTime, PathBuf)> = Vec::new();
     for path in version_like_dirs(layout) {
         if path == layout.version_dir {
             continue;
         }
-        if let Ok(meta) = fs::metadata(path.join(MARKER)) {
+        let marker = fs::metadata(path.join(MARKER)).or_else(|_| fs::metadata(path.join(PARKED)));
+        if let Ok(meta) = marker {
             found.push((meta.modified().unwrap_or(UNIX_EPOCH), path));
         }
     }
@@ -280,11 +283,13 @@ mod tests {
         let layout = layout("prune");
         let old = install(&layout, "1-aaa");
         let used = install(&layout, "2-bbb");
+        let orphan = install(&layout, "0-zzz");
+        fs::rename(orphan.join(MARKER), orphan.join(PARKED)).unwrap();
         let app = running(&used);
         let mut out = Vec::new();
         let removed = remove_versions(&layout, other_versions(&layout).into_iter(), &mut out);
-        assert_eq!(removed, 1);
-        assert!(!old.exists() && used.join(MARKER).is_file());
+        assert_eq!(removed, 2);
+        assert!(!old.exists() && !orphan.exists() && used.join(MARKER).is_file());
         let out = String::from_utf8(out).unwrap();
         assert!(
             out.contains(&format!(
