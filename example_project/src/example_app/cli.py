@@ -1,4 +1,4 @@
-"""The command line: `example-app [--exit N] [--stdin] [--wait] [ARGS...]`."""
+"""The command line: `example-app [--exit N] [--stdin] [--wait] [--sleep SECONDS] [ARGS...]`."""
 
 from __future__ import annotations
 
@@ -21,11 +21,16 @@ def main() -> int:
     args = sys.argv[1:]
     code = 0
     read_stdin = wait = False
+    sleep = 0.0
     rest: list[str] = []
     i = 0
     while i < len(args):
         if args[i] == "--exit" and i + 1 < len(args):
             code = int(args[i + 1])
+            i += 2
+            continue
+        if args[i] == "--sleep" and i + 1 < len(args):
+            sleep = float(args[i + 1])
             i += 2
             continue
         if args[i] == "--stdin":
@@ -44,6 +49,13 @@ def main() -> int:
         signal.signal(signal.SIGTERM, _on_sigterm)
         print("waiting", flush=True)
         time.sleep(60)
+    if sleep:
+        print("sleeping", flush=True)
+        time.sleep(sleep)
+        # Reads the environment's files only now: fails if it was removed meanwhile.
+        from importlib.metadata import version
+
+        print(f"slept, colorama {version('colorama')}", flush=True)
     sys.stdout.flush()
     return code
 

@@ -41,6 +41,7 @@ use crate::dirs::{self, env_nonempty, Layout, MARKER, PYTHON_PREFIX};
 use crate::lock;
 use crate::shared_uv::shared_uv;
 use crate::uv;
+use crate::versions::{prune_versions, remove_dir_locked};
 use crate::Payload;
 
 /// `uv pip install --link-mode`; see the module doc.
@@ -533,106 +534,6 @@ fn install_python_archive(
         "no Python interpreter found in {} (expected a python-build-standalone install_only archive)",
         dir.display()
     )
-}
-
-/// Moves `dir` out of the way atomically (so a half-deleted version never
-/// looks installed), then deletes it. Caller holds the lock.
-pub(crate) fn remove_dir_locked(layout: &Layout, dir: &Path) -> Result<()> {
-    if !dir.exists() {
-        return Ok(());
-    }
-    let trash = layout.app_dir.join(tmp_name("rm-"));
-    fs::rename(dir, &trash).with_context(|| format!("removing {}", dir.display()))?;
-    fs::remove_dir_all(&trash).with_context(|| format!("removing {}", dir.display()))
-}
-
-/// Installed version dirs of this app other than the current one, newest first.
-pub(crate) fn other_versions(layout: &Layout) -> Vec<PathBuf> {
-    let Ok(entries) = fs::read_dir(&layout.app_dir) else {
-        return Vec::new();
-    };
-    let mut found: Vec<(SystemTime, PathBuf)> = Vec::new();
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let name = name.to_string_lossy();
-        if name.starts_with('.') || name.starts_with(PYTHON_PREFIX) {
-            continue;
-        }
-        let path = entry.path();
-        if path == layout.version_dir {
-            continue;
-        }
-        if let Ok(meta) = fs::metadata(path.join(MARKER)) {
-            found.push((meta.modified().unwrap_or(UNIX_EPOCH), path));
-        }
-    }
-    found.sort_by_key(|(mtime, _)| std::cmp::Reverse(*mtime));
-    found.into_iter().map(|(_, path)| path).collect()
-}
-
-/// Keeps `keep_versions` installed versions (the current one included);
-/// failures only warn, the app itself is installed fine. Caller holds the lock.
-pub(crate) fn prune_versions(p: &Payload, layout: &Layout, out: &mut dyn Write) {
-    if p.keep_versions == 0 {
-        return;
-    }
-    let keep_others = (p.keep_versions - 1) as usize;
-    remove_versions(
-        layout,
-        other_versions(layout).into_iter().skip(keep_others),
-        out,
-    );
-}
-
-pub(crate) fn remove_versions(
-    layout: &Layout,
-    dirs: impl Iterator<Item = PathBuf>,
-    out: &mut dyn Write,
-) {
-    for dir in dirs {
-        if let Err(e) = remove_dir_locked(layout, &dir) {
-            let _ = writeln!(out, "warning: {e:#}");
-        }
-    }
-    prune_pythons(layout, out);
-}
-
-/// Removes `python-*` dirs that no installed venv's pyvenv.cfg points into.
-fn prune_pythons(layout: &Layout, out: &mut dyn Write) {
-    let Ok(entries) = fs::read_dir(&layout.app_dir) else {
-        return;
-    };
-    let pythons: Vec<PathBuf> = entries
-        .flatten()
-        .filter(|e| e.file_name().to_string_lossy().starts_with(PYTHON_PREFIX))
-        .map(|e| e.path())
-        .collect();
-    if pythons.is_empty() {
-        return;
-    }
-    let mut cfgs = Vec::new();
-    let mut versions = other_versions(layout);
-    versions.push(layout.version_dir.clone());
-    for dir in versions {
-        if let Ok(cfg) = fs::read_to_string(dir.join("venv").join("pyvenv.cfg")) {
-            cfgs.push(cfg);
-        }
-    }
-    for python in pythons {
-        // uv may have written the canonical path (e.g. /private/tmp on macOS).
-        let mut needles = vec![python.to_string_lossy().into_owned()];
-        if let Ok(real) = fs::canonicalize(&python) {
-            needles.push(real.to_string_lossy().into_owned());
-        }
-        let used = cfgs
-            .iter()
-            .any(|cfg| needles.iter().any(|n| cfg.contains(n.as_str())));
-        if !used {
-            if let Err(e) = remove_dir_locked(layout, &python) {
-                let _ = writeln!(out, "warning: {e:#}");
-            }
-        }
-    }
 }
 
 #[cfg(test)]

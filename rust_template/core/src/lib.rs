@@ -17,6 +17,7 @@ mod run;
 mod secure;
 mod shared_uv;
 mod uv;
+mod versions;
 
 use std::ffi::OsString;
 use std::io::Write;
@@ -49,19 +50,38 @@ fn real_main(p: &Payload) -> anyhow::Result<i32> {
         }
     }
 
-    // Warm path: a few stats (who may write the install dirs), the marker, an
-    // exec. Nothing here may touch the embedded payload bytes, which would
-    // page tens of MB in from disk.
+    // Warm path: a few stats (who may write the install dirs), the marker
+    // opened and locked shared (the version stays installed while the app
+    // runs), then an exec. Nothing here may touch the embedded payload bytes,
+    // which would page tens of MB in from disk.
     let layout = dirs::Layout::new(p)?;
     secure::check_layout(&layout)?;
-    if !layout.is_installed() {
+    let mut installs = 0;
+    let in_use = loop {
+        if let Some(in_use) = run::enter(&layout) {
+            break in_use;
+        }
+        // Not installed, or a remover took it meanwhile: install (after the
+        // remover, whose app lock we wait for) and try again, a few times.
+        if installs == MAX_INSTALLS {
+            anyhow::bail!(
+                "{} kept disappearing right after being installed ({MAX_INSTALLS} times): another \
+                 process keeps removing it (`self remove`, `self clean`, or another version of \
+                 the app with keep-versions)",
+                layout.version_dir.display()
+            );
+        }
+        installs += 1;
         secure::private_umask(|| {
             secure::check_install(p, &layout)?;
             install::ensure_installed(p, &layout)
         })?;
-    }
-    run::run_app(p, &layout, argv0, rest)
+    };
+    run::run_app(p, &layout, argv0, rest, in_use)
 }
+
+/// Installs per start, at most, when removers keep racing it.
+const MAX_INSTALLS: u32 = 3;
 
 fn report_error(p: &Payload, err: &anyhow::Error) {
     let _ = writeln!(std::io::stderr(), "error: {err:#}");

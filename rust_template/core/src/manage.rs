@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 
 use crate::dirs::{env_nonempty, Layout};
 use crate::install::{self, Out};
-use crate::{lock, record, secure, shared_uv, Payload};
+use crate::{lock, record, secure, shared_uv, versions, Payload};
 
 // println! panics on a closed pipe (`app self check | head -1`); a broken
 // pipe is not worth an abort.
@@ -25,7 +25,11 @@ const COMMANDS: &str = concat!(
     "  remove   delete this version's installation\n",
     "  restore  reinstall this version (remove + install), without running the app\n",
     "  clean    delete the other installed versions of this app\n",
-    "  help     show this help",
+    "  help     show this help\n",
+    "\n",
+    "environment:\n",
+    "  PYAKET_LOCK_TIMEOUT  seconds to wait for another install/removal of this app, or for\n",
+    "                       running apps before remove/restore (default 300)",
 );
 
 pub(crate) fn run(p: &Payload, args: &[OsString]) -> Result<i32> {
@@ -213,11 +217,14 @@ fn check(p: &Payload) -> Result<i32> {
 
 fn remove(p: &Payload) -> Result<i32> {
     let layout = Layout::new(p)?;
+    secure::check_layout(&layout)?;
     let mut err = io::stderr();
     let _lock = lock::acquire(&layout, &mut err)?;
     if layout.version_dir.exists() {
-        install::remove_dir_locked(&layout, &layout.version_dir)?;
-        install::remove_versions(&layout, std::iter::empty(), &mut err);
+        // Waits (bounded) for running apps of this version to exit.
+        versions::remove_dir_locked(&layout, &layout.version_dir)
+            .with_context(|| format!("cannot remove {} {}", p.app, p.version))?;
+        versions::remove_versions(&layout, std::iter::empty(), &mut err);
         errln!("removed {}", layout.version_dir.display());
     } else {
         errln!("{} {} is not installed", p.app, p.version);
@@ -236,7 +243,10 @@ fn restore(p: &Payload) -> Result<i32> {
         layout.version_dir.display()
     );
     secure::check_install(p, &layout)?;
-    install::reinstall(p, &layout, &mut out)?;
+    // Waits (bounded) for running apps of this version to exit; apps
+    // started meanwhile wait for the new install.
+    install::reinstall(p, &layout, &mut out)
+        .with_context(|| format!("cannot reinstall {} {}", p.app, p.version))?;
     record::verify_restored(p, &layout, &mut out)?;
     errln!("installed {}", layout.version_dir.display());
     Ok(0)
@@ -244,14 +254,19 @@ fn restore(p: &Payload) -> Result<i32> {
 
 fn clean(p: &Payload) -> Result<i32> {
     let layout = Layout::new(p)?;
+    secure::check_layout(&layout)?;
     let mut err = io::stderr();
     let _lock = lock::acquire(&layout, &mut err)?;
-    let others = install::other_versions(&layout);
+    let others = versions::other_versions(&layout);
     for dir in &others {
         errln!("removing {}", dir.display());
     }
-    let n = others.len();
-    install::remove_versions(&layout, others.into_iter(), &mut err);
+    // Versions in use by running apps are kept (and said so).
+    let n = versions::remove_versions(&layout, others.into_iter(), &mut err);
     errln!("removed {n} other version(s)");
+    let stale = install::remove_stale_temps(&layout);
+    if stale > 0 {
+        errln!("removed {stale} temp dir(s) left by interrupted installs");
+    }
     Ok(0)
 }

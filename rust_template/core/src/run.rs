@@ -1,13 +1,95 @@
 //! Starting the app with the venv's interpreter.
 
 use std::ffi::OsString;
+use std::fs::{File, TryLockError};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use anyhow::{Context, Result};
+use anyhow::{anyhow, Result};
 
 use crate::dirs::{self, Layout};
 use crate::{EntryKind, Payload};
+
+/// A shared lock on this version's marker, held for as long as the app runs:
+/// removers (see `versions`) take it exclusively, so they wait for the app or
+/// keep the version. On Unix the file stays open across exec, so the Python
+/// process itself holds the lock until it exits. Python's `subprocess` closes
+/// inherited fds in its children, so processes the app starts do not hold it:
+/// a child outliving the app (a daemon) is not protected; a plain `os.fork()`
+/// child is, and so would be an app that passed the fd on. An app that
+/// closes every fd above 2 (`os.closerange`) drops the lock.
+pub(crate) struct InUse {
+    _file: Option<File>,
+}
+
+/// Takes this version's in-use lock. None: not installed, being removed, or
+/// replaced meanwhile; the caller installs (waiting for the app lock without
+/// holding any lock here) and tries again.
+///
+/// The warm path: open, flock, and two stats (one of them fstat) before exec,
+/// where there used to be one stat.
+pub(crate) fn enter(layout: &Layout) -> Option<InUse> {
+    let marker = layout.marker();
+    let file = match open_inherited(&marker) {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return None,
+        // Installed but unreadable by this user (another user's install):
+        // run as before this lock existed, unprotected.
+        Err(_) => return layout.is_installed().then_some(InUse { _file: None }),
+    };
+    match file.try_lock_shared() {
+        Ok(()) => {}
+        // A remover holds it exclusively.
+        Err(TryLockError::WouldBlock) => return None,
+        // A file system without locks: run unprotected rather than not at all.
+        Err(TryLockError::Error(_)) => {}
+    }
+    // A remover may have parked the marker or removed the version between
+    // our open and our lock: then the lock is on a file that is no longer
+    // this version's marker.
+    same_file(&file, &marker).then_some(InUse { _file: Some(file) })
+}
+
+/// Opens `path` read-only without close-on-exec (std always sets it), so
+/// that the exec'd app inherits it. Rust's runtime makes sure fds 0-2 are
+/// open at start, so this never lands on a standard stream.
+#[cfg(unix)]
+fn open_inherited(path: &Path) -> io::Result<File> {
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::io::FromRawFd;
+    let c_path = CString::new(path.as_os_str().as_bytes())?;
+    // SAFETY: a valid NUL-terminated path; the fd is owned by the File below.
+    let fd = unsafe { libc::open(c_path.as_ptr(), libc::O_RDONLY) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fd was just opened and nothing else owns it.
+    Ok(unsafe { File::from_raw_fd(fd) })
+}
+
+#[cfg(not(unix))]
+fn open_inherited(path: &Path) -> io::Result<File> {
+    // The launcher waits for the child and holds the lock itself.
+    File::open(path)
+}
+
+#[cfg(unix)]
+fn same_file(file: &File, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (file.metadata(), std::fs::metadata(path)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
+}
+
+#[cfg(not(unix))]
+fn same_file(_file: &File, path: &Path) -> bool {
+    // Without stable file ids, at least the marker must still be there; a
+    // version dir with files open in it cannot be renamed on Windows anyway.
+    path.is_file()
+}
 
 /// Runs the app; on Unix this only returns on failure, because the process
 /// becomes Python (argv, stdio, signals and exit code pass untouched).
@@ -16,28 +98,37 @@ pub(crate) fn run_app(
     layout: &Layout,
     argv0: Option<OsString>,
     args: Vec<OsString>,
+    in_use: InUse,
 ) -> Result<i32> {
     let python = dirs::venv_python(&layout.version_dir.join("venv"), p.gui);
     let mut cmd = Command::new(&python);
     // -s: the user's site-packages must not shadow the app's dependencies.
     cmd.arg("-s").arg("-c").arg(bootstrap(p));
+    let program = program_name(argv0.as_ref());
     cmd.arg(exe_path(argv0));
+    let n_args = args.len();
     cmd.args(args);
     for key in ["PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP"] {
         cmd.env_remove(key);
     }
-    exec(cmd, &python)
+    let result = exec(cmd);
+    drop(in_use);
+    result.map_err(|e| {
+        anyhow!(
+            "{}",
+            exec_error(&e, &python, &program, p.self_command, n_args)
+        )
+    })
 }
 
 #[cfg(unix)]
-fn exec(mut cmd: Command, python: &Path) -> Result<i32> {
+fn exec(mut cmd: Command) -> io::Result<i32> {
     use std::os::unix::process::CommandExt;
-    let err = cmd.exec();
-    Err(err).with_context(|| broken_install(python))
+    Err(cmd.exec())
 }
 
 #[cfg(windows)]
-fn exec(mut cmd: Command, python: &Path) -> Result<i32> {
+fn exec(mut cmd: Command) -> io::Result<i32> {
     // Ctrl+C reaches every process of the console; Python handles it, the
     // launcher must outlive the child to forward its exit code.
     unsafe extern "system" fn ignore_ctrl(_ctrl_type: u32) -> i32 {
@@ -54,22 +145,98 @@ fn exec(mut cmd: Command, python: &Path) -> Result<i32> {
     unsafe {
         SetConsoleCtrlHandler(Some(ignore_ctrl), 1);
     }
-    let status = cmd.status().with_context(|| broken_install(python))?;
+    let status = cmd.status()?;
     // Windows exit codes are u32 (e.g. 0xC000013A); keep the bits.
     Ok(status.code().unwrap_or(1))
 }
 
 #[cfg(not(any(unix, windows)))]
-fn exec(mut cmd: Command, python: &Path) -> Result<i32> {
-    let status = cmd.status().with_context(|| broken_install(python))?;
+fn exec(mut cmd: Command) -> io::Result<i32> {
+    let status = cmd.status()?;
     Ok(status.code().unwrap_or(1))
 }
 
-fn broken_install(python: &Path) -> String {
-    format!(
-        "cannot run {} (its base Python may have been removed; reinstall with `<this program> self restore`)",
-        python.display()
-    )
+/// How the user can run this program again: argv[0] as typed (a path or a
+/// name found on PATH), else the executable's path.
+fn program_name(argv0: Option<&OsString>) -> String {
+    let name = match argv0.filter(|a| !a.is_empty()) {
+        Some(a) => a.to_string_lossy().into_owned(),
+        None => std::env::current_exe()
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_else(|_| "<this program>".to_string()),
+    };
+    if name.contains(|c: char| c.is_whitespace() || "'\"$`\\".contains(c)) {
+        format!("'{}'", name.replace('\'', "'\\''"))
+    } else {
+        name
+    }
+}
+
+/// Why the interpreter could not be started, and what to do, by errno.
+fn exec_error(
+    err: &io::Error,
+    python: &Path,
+    program: &str,
+    self_command: Option<&str>,
+    n_args: usize,
+) -> String {
+    let reinstall = match self_command {
+        Some(word) => format!("reinstall it with `{program} {word} restore`"),
+        None => format!(
+            "reinstall it by deleting {} and running {program} again",
+            python
+                .parent()
+                .and_then(Path::parent)
+                .and_then(Path::parent)
+                .unwrap_or(python)
+                .display()
+        ),
+    };
+    let python = python.display();
+    match errno(err) {
+        Errno::TooBig => format!(
+            "cannot start {python}: argument list too long ({n_args} arguments; \
+             with the environment they exceed the system's limit, see `getconf ARG_MAX`, \
+             or one argument is over 128 KiB): pass fewer or shorter arguments ({err})"
+        ),
+        Errno::NotFound => format!(
+            "cannot start {python}: it is missing (the app's environment or its base Python \
+             was removed); {reinstall} ({err})"
+        ),
+        Errno::NoExec => format!(
+            "cannot execute {python} (permission denied or not an executable for this system, \
+             e.g. a noexec mount or another CPU architecture); {reinstall} ({err})"
+        ),
+        Errno::Other => format!("cannot start {python}: {err}; {reinstall}"),
+    }
+}
+
+enum Errno {
+    TooBig,
+    NotFound,
+    NoExec,
+    Other,
+}
+
+fn errno(err: &io::Error) -> Errno {
+    // ERROR_FILENAME_EXCED_RANGE: CreateProcess's 32767-character command line limit.
+    #[cfg(windows)]
+    if err.raw_os_error() == Some(206) {
+        return Errno::TooBig;
+    }
+    #[cfg(unix)]
+    match err.raw_os_error() {
+        Some(libc::E2BIG) => return Errno::TooBig,
+        Some(libc::ENOENT | libc::ENOTDIR) => return Errno::NotFound,
+        Some(libc::EACCES | libc::ENOEXEC | libc::EPERM) => return Errno::NoExec,
+        _ => {}
+    }
+    match err.kind() {
+        io::ErrorKind::ArgumentListTooLong => Errno::TooBig,
+        io::ErrorKind::NotFound => Errno::NotFound,
+        io::ErrorKind::PermissionDenied => Errno::NoExec,
+        _ => Errno::Other,
+    }
 }
 
 /// `sys.argv[0]` for the app: the path this program was started as when it
@@ -167,6 +334,47 @@ mod tests {
             manifest_hash: "",
             files: &[],
         }
+    }
+
+    #[test]
+    fn exec_errors_say_why_by_errno() {
+        let python = Path::new("/apps/x/1.0-abc/venv/bin/python");
+        let msg = |e: io::Error, word| exec_error(&e, python, "./my app", word, 7);
+        #[cfg(unix)]
+        {
+            let too_big = msg(io::Error::from_raw_os_error(libc::E2BIG), Some("self"));
+            assert!(
+                too_big.starts_with("cannot start /apps/x/1.0-abc/venv/bin/python: argument list too long (7 arguments;"),
+                "{too_big}"
+            );
+            assert!(
+                !too_big.contains("restore") && !too_big.contains("removed"),
+                "{too_big}"
+            );
+            let gone = msg(io::Error::from_raw_os_error(libc::ENOENT), Some("admin"));
+            assert!(gone.contains("it is missing (the app's environment or its base Python was removed); reinstall it with `./my app admin restore`"), "{gone}");
+            for code in [libc::EACCES, libc::ENOEXEC] {
+                let denied = msg(io::Error::from_raw_os_error(code), Some("self"));
+                assert!(denied.starts_with("cannot execute /apps/x/1.0-abc/venv/bin/python (permission denied or not an executable"), "{denied}");
+                assert!(denied.contains("`./my app self restore`"), "{denied}");
+            }
+        }
+        let other = msg(io::Error::other("boom"), None);
+        assert_eq!(
+            other,
+            "cannot start /apps/x/1.0-abc/venv/bin/python: boom; reinstall it by deleting /apps/x/1.0-abc and running ./my app again"
+        );
+        assert!(!other.contains("<this program>"));
+    }
+
+    #[test]
+    fn program_names_can_be_pasted_into_a_shell() {
+        assert_eq!(program_name(Some(&OsString::from("./app"))), "./app");
+        assert_eq!(
+            program_name(Some(&OsString::from("/a b/it's"))),
+            r"'/a b/it'\''s'"
+        );
+        assert!(!program_name(Some(&OsString::new())).is_empty());
     }
 
     #[test]
