@@ -125,29 +125,41 @@ def _write_atomic(path: Path, content: str) -> None:
     fsio.write_atomic(path, content, mode=0o644)
 
 
+# Output folders share this many lock files (by a hash of their path), so the cache does not gain one
+# per folder ever built into (the binary target builds into a new temporary folder each time); two
+# folders sharing one only wait the few milliseconds of a merge for each other.
+_OUTPUT_LOCKS = 64
+
+
 def _lock_path(cache: Path, folder: Path) -> Path:
     """The lock for merging `folder`'s index files; kept in the cache, since the folder is published."""
-    key = hashlib.sha256(str(folder.resolve()).encode()).hexdigest()[:16]
-    return cache / "locks" / f"output-{key}.lock"
+    stripe = int(hashlib.sha256(str(folder.resolve()).encode()).hexdigest()[:8], 16) % _OUTPUT_LOCKS
+    return cache / "locks" / f"output-{stripe:02d}.lock"
 
 
 def write_indexes(
     folder: Path, app: str, version: str, made: list[Artifact], *, cache: Path, report: Callable[[str], None]
 ) -> None:
-    """SHA256SUMS and pyaket-manifest.json, merged under a lock with what other builds wrote there."""
-    ours = []
-    for artifact in made:
-        if _still_ours(artifact):
-            ours.append(artifact)
-        else:
-            report(
-                f"pyaket: WARNING: {artifact.path} was replaced by another build after this one placed it; "
-                "its checksum and manifest entry are left to that build"
-            )
-    doing = f"{app} {version}: updating {CHECKSUMS} and {MANIFEST}"
+    """SHA256SUMS and pyaket-manifest.json, merged under a lock with what other builds wrote there.
+
+    An executable another build replaced since this one placed it is left out: that build places
+    before it merges, so its entry (under this same lock) is the one that matches the file.
+    """
+    doing = f"updating {CHECKSUMS} and {MANIFEST} in {folder} ({app} {version})"
     with fsio.locked(_lock_path(cache, folder), what=f"the output folder {folder}", doing=doing, report=report):
-        write_checksums(folder, ours)
-        write_manifest(folder, app, version, ours)
+        ours = []
+        for artifact in made:
+            if _still_ours(artifact):
+                ours.append(artifact)
+            else:
+                report(
+                    f"pyaket: WARNING: {artifact.path} was replaced by another build after this one placed it; "
+                    "its checksum and manifest entry are left to that build"
+                )
+        if not ours:
+            return
+        _write_checksums(folder, ours)
+        _write_manifest(folder, app, version, ours)
 
 
 def _still_ours(artifact: Artifact) -> bool:
@@ -159,7 +171,7 @@ def _still_ours(artifact: Artifact) -> bool:
         return False
 
 
-def write_checksums(folder: Path, artifacts: Iterable[Artifact]) -> Path:
+def _write_checksums(folder: Path, artifacts: Iterable[Artifact]) -> Path:
     """`SHA256SUMS` in `sha256sum -c` format, merged with entries already there for other files."""
     path = folder / CHECKSUMS
     entries: dict[str, str] = {}
@@ -174,7 +186,7 @@ def write_checksums(folder: Path, artifacts: Iterable[Artifact]) -> Path:
     return path
 
 
-def write_manifest(folder: Path, app: str, version: str, artifacts: Iterable[Artifact]) -> Path:
+def _write_manifest(folder: Path, app: str, version: str, artifacts: Iterable[Artifact]) -> Path:
     """`pyaket-manifest.json`: what each executable is (target, size, sha256, toolchain, Python, uv),
     merged with the entries of other executables still in the folder."""
     path = folder / MANIFEST
