@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from hatch_pyaket.errors import BuildError
+
 Report = Callable[[str], None]
 
 # How often a waiting build says it is still waiting, and how often it tries the lock again.
@@ -210,8 +212,13 @@ def locked(
     reports at once, then every `progress_every` seconds. The operating system drops the lock when
     its holder exits, however it exits, so a killed build never leaves a stale lock behind.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as error:
+        raise BuildError(
+            f"cannot open the lock file {path} that guards {what}: {error}; its folder must be writable by this build"
+        ) from None
     try:
         _acquire(fd, path, what, report, progress_every)
         try:

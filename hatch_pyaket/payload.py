@@ -111,9 +111,9 @@ def _write_if_changed(path: Path, content: bytes) -> None:
 
 
 def _copy_if_changed(source: Path, destination: Path, digest: str) -> None:
-    if destination.is_file() and destination.stat().st_size == source.stat().st_size:
-        if sha256_file(destination) == digest:
-            return
+    same_size = destination.is_file() and destination.stat().st_size == source.stat().st_size
+    if same_size and sha256_file(destination) == digest:
+        return
     fsio.copy_atomic(source, destination)
 
 

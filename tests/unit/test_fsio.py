@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from hatch_pyaket import fsio
+from hatch_pyaket.errors import BuildError
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -201,3 +202,13 @@ def test_threads_of_one_process_exclude_each_other(tmp_path: Path) -> None:
     for thread in threads:
         thread.join()
     assert max(overlaps) == 1
+
+
+def test_an_unusable_lock_file_is_a_clear_build_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "target"
+    blocker.write_text("a file where the target dir should be")
+    with pytest.raises(BuildError) as error, fsio.locked(blocker / ".pyaket-build.lock", what="the cargo target dir"):
+        pass
+    assert str(error.value).startswith(
+        f"cannot open the lock file {blocker / '.pyaket-build.lock'} that guards the cargo"
+    )
