@@ -82,23 +82,42 @@ def _exe(dist: Path, name: str, version: str) -> Path:
 
 
 def test_two_projects_built_at_once_each_get_their_own_app(tmp_path: Path, slow_cargo: dict[str, str]) -> None:
-    """Round 1 as it comes; later rounds with a slow cargo, so both builds surely overlap."""
+    """Round 1 as it comes; later rounds with a slow cargo, so both builds surely overlap. The last
+    round builds both into one folder, whose SHA256SUMS and manifest must then list both."""
     alpha = _project(tmp_path, "alpha-app", "1.1.0")
     beta = _project(tmp_path, "beta-app", "2.2.0")
+    shared = tmp_path / "shared"
     swapped = []
     for round_number in range(1, ROUNDS + 1):
         _mark(alpha, f"alpha round {round_number}")
         _mark(beta, f"beta round {round_number}")
-        _assert_built(_build_together([(alpha, ()), (beta, ())], None if round_number == 1 else slow_cargo))
+        last = round_number == ROUNDS
+        out = ("--outdir", str(shared)) if last else ()
+        _assert_built(_build_together([(alpha, out), (beta, out)], None if round_number == 1 else slow_cargo))
         install_root = tmp_path / f"apps-{round_number}"
         got = {
-            "alpha": _marker_of(_exe(alpha / "dist", "alpha-app", "1.1.0"), install_root),
-            "beta": _marker_of(_exe(beta / "dist", "beta-app", "2.2.0"), install_root),
+            "alpha": _marker_of(_exe(shared if last else alpha / "dist", "alpha-app", "1.1.0"), install_root),
+            "beta": _marker_of(_exe(shared if last else beta / "dist", "beta-app", "2.2.0"), install_root),
         }
         want = {name: f"MARKER {name} round {round_number}" for name in got}
         if got != want:
             swapped.append((round_number, got))
     assert not swapped, f"executables ran another build's app: {swapped}"
+    _assert_indexes(shared, [_exe(shared, "alpha-app", "1.1.0"), _exe(shared, "beta-app", "2.2.0")])
+
+
+def _assert_indexes(folder: Path, executables: list[Path]) -> None:
+    """SHA256SUMS and the manifest list exactly these executables, with their real checksums and sizes."""
+    check = subprocess.run(["sha256sum", "-c", "SHA256SUMS"], check=False, cwd=folder, capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout + check.stderr
+    listed = sorted(line.split("  ", 1)[1] for line in (folder / "SHA256SUMS").read_text().splitlines())
+    assert listed == sorted(exe.name for exe in executables)
+    manifest = json.loads((folder / "pyaket-manifest.json").read_text())
+    assert {item["file"]: item["size"] for item in manifest["executables"]} == {
+        exe.name: exe.stat().st_size for exe in executables
+    }
+    leftovers = [p.name for p in folder.iterdir() if p.name.startswith(".")]
+    assert leftovers == [], f"temporary files left in the output folder: {leftovers}"
 
 
 def test_one_project_built_twice_at_once(tmp_path: Path, slow_cargo: dict[str, str]) -> None:
@@ -116,10 +135,4 @@ def test_one_project_built_twice_at_once(tmp_path: Path, slow_cargo: dict[str, s
     _assert_built(_build_together(jobs, slow_cargo))
     exe = _exe(shared, "gamma-app", "3.0.0")
     assert _marker_of(exe, install_root) == "MARKER gamma"
-    check = subprocess.run(["sha256sum", "-c", "SHA256SUMS"], check=False, cwd=shared, capture_output=True, text=True)
-    assert check.returncode == 0, check.stdout + check.stderr
-    manifest = json.loads((shared / "pyaket-manifest.json").read_text())
-    assert [item["file"] for item in manifest["executables"]] == [exe.name]
-    assert manifest["executables"][0]["size"] == exe.stat().st_size
-    leftovers = [p.name for p in shared.iterdir() if p.name.startswith(".")]
-    assert leftovers == [], f"temporary files left in the output folder: {leftovers}"
+    _assert_indexes(shared, [exe])
