@@ -1,16 +1,15 @@
-"""Executable names, atomic placement in the output folder, and checksums beside them."""
+"""Executable names, atomic placement in the output folder, and the index files beside them."""
 
 from __future__ import annotations
 
+import hashlib
 import json
-import os
-import shutil
-import tempfile
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from hatch_pyaket.fetch import sha256_file
+from hatch_pyaket import fsio
+from hatch_pyaket.errors import BuildError
 from hatch_pyaket.targets import Target
 
 CHECKSUMS = "SHA256SUMS"
@@ -29,6 +28,8 @@ class Artifact:
     uv_version: str = ""
     offline: bool = False
     embedded_python: bool = False
+    # How the file looked right after this build placed it; () when unknown.
+    identity: tuple[int, ...] = field(default=(), compare=False, repr=False)
 
     def describe(self) -> dict[str, object]:
         return {
@@ -50,33 +51,127 @@ def executable_name(base: str, version: str, target: Target) -> str:
     return f"{base}-{version}-{target.name}{target.exe_suffix}"
 
 
-def place(built: Path, destination: Path) -> None:
-    """Copy into place through a temporary file, so a failure never leaves a half-written executable."""
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp_name = tempfile.mkstemp(dir=destination.parent, prefix=f".{destination.name}.")
-    os.close(fd)
-    try:
-        shutil.copyfile(built, temp_name)
-        os.chmod(temp_name, 0o755)
-        os.replace(temp_name, destination)
-    finally:
-        if os.path.exists(temp_name):
-            os.unlink(temp_name)
+@dataclass(frozen=True)
+class Placed:
+    """An executable as this build put it in the output folder."""
+
+    path: Path
+    size: int
+    sha256: str
+    identity: tuple[int, int, int]  # (inode, size, mtime_ns) right after the rename: still ours if unchanged
 
 
-def record(path: Path, target: Target, entry: str, tool: str, **facts: object) -> Artifact:
-    return Artifact(path, target.name, entry, tool, path.stat().st_size, sha256_file(path), **facts)  # type: ignore[arg-type]
+def file_identity(path: Path) -> tuple[int, int, int]:
+    info = path.stat()
+    return (info.st_ino, info.st_size, info.st_mtime_ns)
+
+
+def _scan(path: Path, needle: bytes) -> tuple[str, bool]:
+    """The sha256 of `path`, and whether `needle` occurs in it, in one pass."""
+    digest = hashlib.sha256()
+    found = not needle
+    tail = b""
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+            if not found:
+                window = tail + block
+                found = needle in window
+                tail = window[-(len(needle) - 1) :] if len(needle) > 1 else b""
+    return digest.hexdigest(), found
+
+
+def place(built: Path, destination: Path, *, payload_hash: str = "", label: str = "") -> Placed:
+    """Copy `built` into place through a temporary file, so a failure never leaves a half-written executable.
+
+    With `payload_hash` (the staged manifest's, which build.rs embeds as a string), the copy must
+    contain it: otherwise another build replaced cargo's output after this one staged its payload,
+    and the executable would run someone else's app. `destination` is then left as it was.
+    """
+    facts: dict[str, object] = {}
+
+    def check(temp: Path) -> None:
+        sha256, found = _scan(temp, payload_hash.encode())
+        if not found:
+            raise BuildError(
+                f"the executable built for {label or destination.name} does not embed this build's payload "
+                f"(payload_hash {payload_hash[:12]}); another build replaced {built} while this one was using it. "
+                "Build again; if it happens again, give each build its own HATCH_PYAKET_CACHE_DIR (or CARGO_TARGET_DIR)"
+            )
+        facts["sha256"] = sha256
+        facts["identity"] = file_identity(temp)
+
+    fsio.copy_atomic(built, destination, mode=0o755, check=check)
+    identity = facts["identity"]
+    assert isinstance(identity, tuple)
+    return Placed(destination, identity[1], str(facts["sha256"]), identity)
+
+
+def record(placed: Placed, target: Target, entry: str, tool: str, **facts: object) -> Artifact:
+    return Artifact(
+        placed.path,
+        target.name,
+        entry,
+        tool,
+        placed.size,
+        placed.sha256,
+        identity=placed.identity,
+        **facts,  # type: ignore[arg-type]
+    )
 
 
 def _write_atomic(path: Path, content: str) -> None:
-    fd, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w", newline="\n") as handle:
-        handle.write(content)
-    os.chmod(temp_name, 0o644)  # published beside the executables: readable like them
-    os.replace(temp_name, path)
+    # Published beside the executables: readable like them.
+    fsio.write_atomic(path, content, mode=0o644)
 
 
-def write_checksums(folder: Path, artifacts: Iterable[Artifact]) -> Path:
+# Output folders share this many lock files (by a hash of their path), so the cache does not gain one
+# per folder ever built into (the binary target builds into a new temporary folder each time); two
+# folders sharing one only wait the few milliseconds of a merge for each other.
+_OUTPUT_LOCKS = 64
+
+
+def _lock_path(cache: Path, folder: Path) -> Path:
+    """The lock for merging `folder`'s index files; kept in the cache, since the folder is published."""
+    stripe = int(hashlib.sha256(str(folder.resolve()).encode()).hexdigest()[:8], 16) % _OUTPUT_LOCKS
+    return cache / "locks" / f"output-{stripe:02d}.lock"
+
+
+def write_indexes(
+    folder: Path, app: str, version: str, made: list[Artifact], *, cache: Path, report: Callable[[str], None]
+) -> None:
+    """SHA256SUMS and pyaket-manifest.json, merged under a lock with what other builds wrote there.
+
+    An executable another build replaced since this one placed it is left out: that build places
+    before it merges, so its entry (under this same lock) is the one that matches the file.
+    """
+    doing = f"updating {CHECKSUMS} and {MANIFEST} in {folder} ({app} {version})"
+    with fsio.locked(_lock_path(cache, folder), what=f"the output folder {folder}", doing=doing, report=report):
+        ours = []
+        for artifact in made:
+            if _still_ours(artifact):
+                ours.append(artifact)
+            else:
+                report(
+                    f"pyaket: WARNING: {artifact.path} was replaced by another build after this one placed it; "
+                    "its checksum and manifest entry are left to that build"
+                )
+        if not ours:
+            return
+        _write_checksums(folder, ours)
+        _write_manifest(folder, app, version, ours)
+
+
+def _still_ours(artifact: Artifact) -> bool:
+    if not artifact.identity:
+        return True
+    try:
+        return file_identity(artifact.path) == artifact.identity
+    except OSError:
+        return False
+
+
+def _write_checksums(folder: Path, artifacts: Iterable[Artifact]) -> Path:
     """`SHA256SUMS` in `sha256sum -c` format, merged with entries already there for other files."""
     path = folder / CHECKSUMS
     entries: dict[str, str] = {}
@@ -91,7 +186,7 @@ def write_checksums(folder: Path, artifacts: Iterable[Artifact]) -> Path:
     return path
 
 
-def write_manifest(folder: Path, app: str, version: str, artifacts: Iterable[Artifact]) -> Path:
+def _write_manifest(folder: Path, app: str, version: str, artifacts: Iterable[Artifact]) -> Path:
     """`pyaket-manifest.json`: what each executable is (target, size, sha256, toolchain, Python, uv),
     merged with the entries of other executables still in the folder."""
     path = folder / MANIFEST

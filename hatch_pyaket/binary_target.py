@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hatch_pyaket import artifacts
+from hatch_pyaket import artifacts, fetch
 from hatch_pyaket.config import PyaketConfig
 from hatch_pyaket.errors import BuildError
 from hatch_pyaket.pipeline import App, Report, build_executables
@@ -133,7 +133,7 @@ class BinaryBuild:
         try:
             for path in self.stray:
                 path.unlink(missing_ok=True)
-            _write_indexes(self.output_dir, self.app, self.placed)
+            _write_indexes(self.output_dir, self.app, self.placed, report)
             for artifact in self.placed:
                 report(f"pyaket: built {artifact.path} ({artifact.target})")
         finally:
@@ -172,7 +172,7 @@ def prepare(
         built = build_executables(config, app, wheel, scratch / "launchers", report=_without_built_lines(report))
         names = launcher_names(config, app.version, host_triple, build_target)
         placed = [_place(a, output_dir / names[(a.entry, a.target)]) for a in built]
-        _write_indexes(output_dir, app, placed)
+        _write_indexes(output_dir, app, placed, report)
         requests = hatch_requests(scripts, project_scripts, app.name, app.version, build_target, on_windows)
         ours = {a.path.name: a.path for a in placed}
         plan = {
@@ -203,15 +203,16 @@ def prepare(
     return BinaryBuild(app, output_dir, scratch, placed, stray, saved)
 
 
-def _write_indexes(folder: Path, app: App, placed: list[artifacts.Artifact]) -> None:
+def _write_indexes(folder: Path, app: App, placed: list[artifacts.Artifact], report: Report) -> None:
     """SHA256SUMS and pyaket-manifest.json, as the pipeline writes them beside executables."""
-    artifacts.write_checksums(folder, placed)
-    artifacts.write_manifest(folder, app.name, app.version, placed)
+    artifacts.write_indexes(folder, app.name, app.version, placed, cache=fetch.cache_dir(), report=report)
 
 
 def _place(built: artifacts.Artifact, destination: Path) -> artifacts.Artifact:
     artifacts.place(built.path, destination)
-    return dataclasses.replace(built, path=destination)  # a byte-for-byte copy: same size and sha256
+    # A byte-for-byte copy: same size and sha256. Hatch then moves its "PyApp" (this same launcher,
+    # from cargo_shim) over it, so the file's identity is not ours to check.
+    return dataclasses.replace(built, path=destination, identity=())
 
 
 def _without_built_lines(report: Report) -> Report:

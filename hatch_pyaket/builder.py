@@ -57,14 +57,15 @@ class PyaketBuilder(BuilderInterface[PyaketBuilderConfig, PluginManager]):
     def clean(self, directory: str, versions: list[str]) -> None:
         shutil.rmtree(Path(directory, self.PLUGIN_NAME), ignore_errors=True)
 
-    def settings(self) -> tuple[dict[str, Any], str]:
-        """The settings table and its TOML path (for error messages)."""
+    def settings(self) -> tuple[Any, str]:
+        """The settings table (whatever the TOML holds there; parse_config checks it) and its TOML path."""
         own = {k: v for k, v in self.target_config.items() if k not in HATCHLING_TARGET_KEYS}
         if any(key in KNOWN_KEYS for key in own):
             return own, f"tool.hatch.build.targets.{TARGET_NAME}"
         hooks = self.build_config.get("hooks", {})
         table = hooks.get("pyaket", {}) if isinstance(hooks, dict) else {}
-        return (dict(table) if isinstance(table, dict) else {}), HOOK_TABLE
+        # Not a table: parse_config says so, naming the table and the fix.
+        return (dict(table) if isinstance(table, dict) else table), HOOK_TABLE
 
     def load_config(self) -> PyaketConfig:
         table, path = self.settings()
@@ -74,6 +75,8 @@ class PyaketBuilder(BuilderInterface[PyaketBuilderConfig, PluginManager]):
 
     def build_standard(self, directory: str, **build_data: Any) -> str:
         config = self.load_config()
+        for warning in config.warnings:
+            self.app.display_warning(f"pyaket: WARNING: {warning}")
         if not cargo_executable():
             raise ToolchainError(
                 "hatch-pyaket: `hatch build -t pyaket` needs cargo, which was not found (looked at $CARGO and PATH). "

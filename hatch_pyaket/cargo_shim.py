@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+
+from hatch_pyaket import fsio
 
 
 def target_dir(cargo_args: Sequence[str]) -> str | None:
@@ -51,10 +52,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     spec = os.environ.get("PYAPP_EXEC_SPEC", "")
     launcher = plan["specs"].get(spec) or plan["default"]
     destination = Path(folder, *plan["output"])
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(launcher, destination)
     # hatch moves this file into dist/binary as it is: it must stay executable.
-    destination.chmod(0o755)
+    fsio.copy_atomic(Path(launcher), destination, mode=0o755)
     print(f"hatch-pyaket: {Path(launcher).name} handed to hatch's binary builder (PyApp is not built)", file=sys.stderr)
     return 0
 

@@ -16,7 +16,7 @@ from typing import Any
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import canonicalize_name
 
-from hatch_pyaket import winres
+from hatch_pyaket import cpython, winres
 from hatch_pyaket.errors import ConfigError, Problem
 from hatch_pyaket.targets import Target, parse_target
 
@@ -32,6 +32,8 @@ DEFAULT_UV_VERSION = "0.13.9"
 DEFAULT_VENDOR = "pyaket"
 DEFAULT_SELF_COMMAND = "self"
 DEFAULT_KEEP_VERSIONS = 2
+# The launcher reads it as a u32; no one keeps more versions than this, and a typo should not compile.
+MAX_KEEP_VERSIONS = 1000
 
 _VERSION_RE = re.compile(r"^\d+(\.\d+){0,2}$")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -84,6 +86,7 @@ class PyaketConfig:
     target_options: Mapping[str, TargetOptions] = field(default_factory=dict)
     description: str = ""  # the project's summary, for Windows version information
     icon: Path | None = None  # a .ico file for Windows executables
+    warnings: tuple[str, ...] = ()  # settings that build but may fail later, each with its TOML path
 
     @property
     def cargo_profile(self) -> str:
@@ -144,8 +147,8 @@ KNOWN_KEYS = (
     "target",
 )
 TARGET_KEYS = ("tool", "cargo-args", "env", "offline", "embed-python")
-# CPython minors a lock may be resolved for, oldest first.
-KNOWN_PYTHON_MINORS = tuple(f"3.{minor}" for minor in range(8, 17))
+# CPython minors a lock may be resolved for, oldest first (cpython.py owns the table).
+KNOWN_PYTHON_MINORS = cpython.KNOWN_MINORS
 
 
 class _Reader:
@@ -191,13 +194,14 @@ class _Reader:
         self.problem(key, f"must be true or false, not {_show(value)}")
         return default
 
-    def integer(self, key: str, default: int, minimum: int) -> int:
+    def integer(self, key: str, default: int, minimum: int, maximum: int | None = None, meaning: str = "") -> int:
         value = self.table.get(key, default)
         if isinstance(value, bool) or not isinstance(value, int):
             self.problem(key, f"must be a whole number, not {_show(value)}")
             return default
-        if value < minimum:
-            self.problem(key, f"must be {minimum} or more, not {value}")
+        if value < minimum or (maximum is not None and value > maximum):
+            allowed = f"from {minimum} to {maximum}" if maximum is not None else f"{minimum} or more"
+            self.problem(key, f"must be a whole number {allowed}{meaning}, not {value}")
             return default
         return value
 
@@ -261,13 +265,16 @@ def parse_config(
     root: Path,
 ) -> PyaketConfig:
     """Validate the hook table against the project; raise one ConfigError listing every problem."""
+    if not isinstance(table, Mapping):
+        raise ConfigError([Problem(path, _not_a_table(path, table))])
     problems: list[Problem] = []
+    warnings: list[Problem] = []
     r = _Reader(table, path, problems)
     r.check_unknown(KNOWN_KEYS)
 
     targets = _parse_targets(r, host_triple)
     entries = _parse_entries(r, project)
-    python = _parse_python(r, project)
+    python = _parse_python(r, project, warnings)
 
     vendor = r.string("vendor", DEFAULT_VENDOR) or ""
     if vendor and not _NAME_RE.match(vendor):
@@ -288,7 +295,9 @@ def parse_config(
         r.problem("uv-version", f"{uv_version!r} is not a release version like {DEFAULT_UV_VERSION!r}")
 
     self_command = _parse_self_command(r)
-    keep_versions = r.integer("keep-versions", DEFAULT_KEEP_VERSIONS, 0)
+    keep_versions = r.integer(
+        "keep-versions", DEFAULT_KEEP_VERSIONS, 0, MAX_KEEP_VERSIONS, " (0 keeps every installed version)"
+    )
     required = r.boolean("required", None)
     lock = bool(r.boolean("lock", True))
     offline = bool(r.boolean("offline", False))
@@ -335,7 +344,18 @@ def parse_config(
         target_options=target_options,
         description=project.description,
         icon=icon,
+        warnings=tuple(str(w) for w in warnings),
     )
+
+
+def _not_a_table(path: str, value: object) -> str:
+    """hatchling hands hook tables over as they are; `[[...]]` (an array of tables) is a common slip."""
+    if isinstance(value, list):
+        return (
+            f"is an array of tables ([[{path}]]), not a table; write its header with single brackets: "
+            f"[{path}] (one table holds every setting; targets = [...] lists several targets)"
+        )
+    return f"must be a table ([{path}]), not {_show(value)}"
 
 
 def _parse_targets(r: _Reader, host_triple: str) -> list[Target]:
@@ -427,7 +447,7 @@ def _parse_entries(r: _Reader, project: ProjectFacts) -> list[Entry]:
     return [Entry(kind, value, canonicalize_name(project.name), bool(gui))]
 
 
-def _parse_python(r: _Reader, project: ProjectFacts) -> str:
+def _parse_python(r: _Reader, project: ProjectFacts, warnings: list[Problem]) -> str:
     python = r.string("python")
     if python is None:
         # uv accepts the specifier as a request and prefers an installed interpreter that fits.
@@ -435,6 +455,8 @@ def _parse_python(r: _Reader, project: ProjectFacts) -> str:
     python = python.strip()
     if _VERSION_RE.match(python):
         parts = python.split(".")
+        if len(parts) >= 2 and not _is_known_release(r, python, warnings):
+            return python
         # "3.11" satisfies ">=3.11.4" if any 3.11.x does, so test both ends of the minor series.
         candidates = [python] if len(parts) == 3 else [f"{python}.0", f"{python}.99"] if len(parts) == 2 else []
         spec = SpecifierSet(project.requires_python or "")
@@ -448,6 +470,44 @@ def _parse_python(r: _Reader, project: ProjectFacts) -> str:
     except InvalidSpecifier:
         r.problem("python", f"{python!r} is neither a version like '3.12' nor a specifier like '>=3.10'")
     return python
+
+
+def _is_known_release(r: _Reader, python: str, warnings: list[Problem]) -> bool:
+    """False (reported) if `python` is no CPython release: an unknown minor, or a patch past the last
+    one of a finished line. A patch newer than we know of a line still released is only a warning:
+    releases keep coming after this version of hatch-pyaket."""
+    numbers = [int(part) for part in python.split(".")]
+    minor = f"{numbers[0]}.{numbers[1]}"
+    if minor not in cpython.NEWEST_PATCH:
+        oldest = cpython.KNOWN_MINORS[0]
+        known = f"known minors: {oldest} to {cpython.KNOWN_MINORS[-1]}"
+        if tuple(numbers[:2]) < tuple(int(n) for n in oldest.split(".")):
+            what = f"CPython {minor} is older than every Python hatch-pyaket builds for ({known})"
+        else:
+            what = f"there is no CPython {minor} ({known})"
+        r.problem(
+            "python", f'{python!r}: {what}; set python to one of them, e.g. "3.12", or to a range such as ">=3.11"'
+        )
+        return False
+    newest = cpython.NEWEST_PATCH[minor]
+    if len(numbers) < 3 or (newest is not None and numbers[2] <= newest):
+        return True
+    if minor in cpython.FINISHED:
+        r.problem(
+            "python",
+            f"{python!r} does not exist: the {minor} line ended with {minor}.{newest} and gets no more releases; "
+            f'set python = "{minor}" (its newest release) or a {minor}.x up to {minor}.{newest}',
+        )
+        return False
+    warnings.append(
+        Problem(
+            r.at("python"),
+            f"{python!r} is newer than the newest CPython {minor} release this hatch-pyaket knows of "
+            f"({cpython.newest(minor)}); if it is not released yet, the executables fail on first run where uv "
+            f'cannot find it. Set python = "{minor}" to take the newest {minor} there is',
+        )
+    )
+    return True
 
 
 def _parse_self_command(r: _Reader) -> str | None:

@@ -5,9 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import sys
-import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -19,6 +17,7 @@ from pathlib import Path
 
 from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 
+from hatch_pyaket import fsio
 from hatch_pyaket.errors import BuildError
 from hatch_pyaket.targets import Target
 
@@ -118,23 +117,16 @@ def download(remote: RemoteFile, destination: Path, *, hint: str = INDEX_HINT) -
     """Download to `destination` (atomically), refusing content whose sha256 differs from the index's."""
     if destination.is_file() and sha256_file(destination) == remote.sha256:
         return destination
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp_name = tempfile.mkstemp(dir=destination.parent, prefix=".part-")
-    temp = Path(temp_name)
-    try:
+    with fsio.replacing(destination) as pending, open_url(remote.url, hint=hint) as response:
         digest = hashlib.sha256()
-        with os.fdopen(fd, "wb") as out, open_url(remote.url, hint=hint) as response:
-            for block in iter(lambda: response.read(1 << 20), b""):
-                digest.update(block)
-                out.write(block)
+        for block in iter(lambda: response.read(1 << 20), b""):
+            digest.update(block)
+            pending.file.write(block)
         if digest.hexdigest() != remote.sha256:
             raise BuildError(
                 f"{remote.url} does not match its published sha256 (expected {remote.sha256}, "
                 f"got {digest.hexdigest()}); refusing to use it; {hint}"
             )
-        os.replace(temp, destination)
-    finally:
-        temp.unlink(missing_ok=True)
     return destination
 
 
@@ -183,22 +175,14 @@ def uv_binary(target: Target, version: str, environ: Mapping[str, str] | None = 
         return binary
     wheel = download(remote, cache / "wheels" / remote.filename)
     member = f"uv-{version}.data/scripts/{exe_name}"
-    binary.parent.mkdir(parents=True, exist_ok=True)
     try:
         with zipfile.ZipFile(wheel) as archive, archive.open(member) as source:
-            fd, temp_name = tempfile.mkstemp(dir=binary.parent, prefix=".part-")
-            with os.fdopen(fd, "wb") as out:
-                shutil.copyfileobj(source, out)
+            fsio.write_stream(binary, source, mode=0o755)
     except KeyError:
         raise BuildError(f"{remote.filename} holds no {member}; is it a uv wheel?") from None
-    os.chmod(temp_name, 0o755)
-    os.replace(temp_name, binary)
     _remember(choice, remote)
     return binary
 
 
 def _remember(path: Path, remote: RemoteFile) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_name(f".{path.name}.{os.getpid()}")
-    temp.write_text(json.dumps(remote.__dict__, sort_keys=True))
-    os.replace(temp, path)
+    fsio.write_atomic(path, json.dumps(remote.__dict__, sort_keys=True))

@@ -8,7 +8,6 @@ the lock's hashes, so the launcher can install without reaching an index.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import zipfile
 from collections.abc import Mapping
@@ -22,7 +21,7 @@ from packaging.tags import Tag, compatible_tags, cpython_tags, mac_platforms
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 from packaging.version import InvalidVersion, Version
 
-from hatch_pyaket import fetch, toolchain
+from hatch_pyaket import fetch, fsio, toolchain
 from hatch_pyaket.config import DEFAULT_UV_VERSION
 from hatch_pyaket.errors import BuildError
 from hatch_pyaket.targets import MACOS_ARCH, WHEEL_ARCH, WINDOWS_PLATFORM, Target, parse_target
@@ -305,13 +304,7 @@ def _choose(pin: Pin, files: list[fetch.RemoteFile], ranking: dict[Tag, int]) ->
 def _place(source: Path, destination: Path) -> None:
     if destination.is_file() and fetch.sha256_file(destination) == fetch.sha256_file(source):
         return
-    destination.unlink(missing_ok=True)
-    try:
-        os.link(source, destination)
-    except OSError:
-        temp = destination.with_name(f".{destination.name}.tmp")
-        shutil.copyfile(source, temp)
-        os.replace(temp, destination)
+    fsio.link_or_copy(source, destination)
 
 
 def download_wheels(

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from hatch_pyaket import fsio
 from hatch_pyaket.fetch import sha256_file
 
 SCHEMA = 1
@@ -112,22 +111,14 @@ def _canonical(data: object) -> bytes:
 
 
 def _write_if_changed(path: Path, content: bytes) -> None:
-    if path.is_file() and path.read_bytes() == content:
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_name(f".{path.name}.tmp")
-    temp.write_bytes(content)
-    os.replace(temp, path)
+    fsio.write_if_changed(path, content)
 
 
 def _copy_if_changed(source: Path, destination: Path, digest: str) -> None:
-    if destination.is_file() and destination.stat().st_size == source.stat().st_size:
-        if sha256_file(destination) == digest:
-            return
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    temp = destination.with_name(f".{destination.name}.tmp")
-    shutil.copyfile(source, temp)
-    os.replace(temp, destination)
+    same_size = destination.is_file() and destination.stat().st_size == source.stat().st_size
+    if same_size and sha256_file(destination) == digest:
+        return
+    fsio.copy_atomic(source, destination)
 
 
 def stage(spec: PayloadSpec, folder: Path) -> dict[str, object]:

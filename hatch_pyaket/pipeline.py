@@ -13,12 +13,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hatch_pyaket import artifacts, fetch, locking, payload, pythons, toolchain, winres
+from hatch_pyaket import artifacts, fetch, fsio, locking, payload, pythons, toolchain, winres
 from hatch_pyaket.config import Entry, PyaketConfig
 from hatch_pyaket.errors import BuildError, PyaketError
 from hatch_pyaket.targets import Target
 
 Report = Callable[[str], None]
+
+# In the cargo target dir: held from staging a payload until the executable is copied out.
+BUILD_LOCK = ".pyaket-build.lock"
 
 
 @dataclass(frozen=True)
@@ -54,14 +57,12 @@ def template_copy(cache: Path) -> Path:
     destination = cache / "template" / _tree_digest(source)[:16]
     if (destination / "Cargo.toml").is_file():
         return destination
-    temp = destination.with_name(destination.name + f".tmp{os.getpid()}")
-    shutil.rmtree(temp, ignore_errors=True)
-    shutil.copytree(source, temp, ignore=shutil.ignore_patterns("target", "__pycache__"))
-    try:
-        os.replace(temp, destination)
-    except OSError:
-        # Another build put the same content there first.
-        shutil.rmtree(temp, ignore_errors=True)
+
+    def copy(folder: Path) -> None:
+        shutil.copytree(source, folder, ignore=shutil.ignore_patterns("target", "__pycache__"), dirs_exist_ok=True)
+
+    # False: another build put the same content there first, which is as good.
+    fsio.replace_folder(copy, destination)
     return destination
 
 
@@ -178,23 +179,36 @@ def build_target(
     deps = resolve_dependencies(config, target, wheel, ctx)
     made = []
     for entry in config.entries:
-        staging = ctx.cargo_target_dir / "pyaket-payload" / target.name
-        payload.stage(_payload_spec(config, app, target, entry, wheel, uv, deps), staging)
-        env = {
-            **tool_env,
-            "PYAKET_PAYLOAD_DIR": str(staging),
-            "PYAKET_GUI": "1" if entry.gui else "0",
-            # Compressed uv (and Python, wheels) shared across target dirs: ~30 s of CPU each.
-            "PYAKET_BLOB_CACHE": str(fetch.cache_dir() / "blobs"),
-        }
-        env |= winres.cargo_env(config, app.name, app.version, target, entry, invocation.tool, ctx.scratch, ctx.report)
-        ctx.report(f"pyaket: {target.name} [{entry.name}] with {invocation.tool}: {invocation.describe()}")
-        built = toolchain.run(invocation, target, env)
+        resources = winres.cargo_env(
+            config, app.name, app.version, target, entry, invocation.tool, ctx.scratch, ctx.report
+        )
         destination = output_dir / artifacts.executable_name(entry.name, app.version, target)
-        artifacts.place(built, destination)
+        # The staged payload and cargo's output are at fixed places in the shared target dir: from
+        # staging to copying the executable out, no other build may use that target dir.
+        with fsio.locked(
+            ctx.cargo_target_dir / BUILD_LOCK,
+            what=f"the cargo target dir {ctx.cargo_target_dir}",
+            doing=f"building {app.name} {app.version} for {target.name} [{entry.name}]",
+            report=ctx.report,
+        ):
+            staging = ctx.cargo_target_dir / "pyaket-payload" / target.name
+            staged = payload.stage(_payload_spec(config, app, target, entry, wheel, uv, deps), staging)
+            env = {
+                **tool_env,
+                "PYAKET_PAYLOAD_DIR": str(staging),
+                "PYAKET_GUI": "1" if entry.gui else "0",
+                # Compressed uv (and Python, wheels) shared across target dirs: ~30 s of CPU each.
+                "PYAKET_BLOB_CACHE": str(fetch.cache_dir() / "blobs"),
+                **resources,
+            }
+            ctx.report(f"pyaket: {target.name} [{entry.name}] with {invocation.tool}: {invocation.describe()}")
+            built = toolchain.run(invocation, target, env)
+            placed = artifacts.place(
+                built, destination, payload_hash=str(staged["payload_hash"]), label=f"{target.name} [{entry.name}]"
+            )
         made.append(
             artifacts.record(
-                destination,
+                placed,
                 target,
                 entry.name,
                 invocation.tool,
@@ -232,8 +246,7 @@ def build_executables(
     for artifact in made:
         report(f"pyaket: built {artifact.path} ({_size(artifact.size)})")
     if made:
-        artifacts.write_checksums(output_dir, made)
-        artifacts.write_manifest(output_dir, app.name, app.version, made)
+        artifacts.write_indexes(output_dir, app.name, app.version, made, cache=cache, report=report)
     if failures:
         summary = "\n".join(f"  - {name}: {message}" for name, message in failures)
         built = ", ".join(a.target for a in made) or "none"

@@ -61,6 +61,8 @@ class PyaketBuildHook(BuildHookInterface):  # type: ignore[type-arg]
             return
         # Validate before hatchling spends time on the wheel, so bad input costs nothing.
         config = self.load_config()
+        for warning in config.warnings:
+            self.app.display_warning(f"pyaket: WARNING: {warning}")
         self._config = config if self._should_build(config) else None
         if self._config is not None and self._is_binary(version):
             self._binary = self._prepare_binary(self._config)

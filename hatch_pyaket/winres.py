@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from packaging.version import InvalidVersion, Version
 
+from hatch_pyaket import fsio
 from hatch_pyaket.errors import BuildError
 from hatch_pyaket.targets import Target
 
@@ -121,9 +122,7 @@ def write_res(folder: Path, name: str, info: VersionInfo, icon: Path | None) -> 
     """`<folder>/<name>.res`, rewritten only when its content changes (so cargo does not relink for nothing)."""
     content = res_file(info, icon)
     path = folder / f"{name}.res"
-    folder.mkdir(parents=True, exist_ok=True)
-    if not path.is_file() or path.read_bytes() != content:
-        path.write_bytes(content)
+    fsio.write_if_changed(path, content)
     return path
 
 

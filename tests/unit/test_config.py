@@ -146,3 +146,77 @@ def test_target_table_path_is_used_in_messages() -> None:
             root=Path("/p"),
         )
     assert str(info.value.problems[0]).startswith("tool.hatch.build.targets.wheel.hooks.pyaket.profile")
+
+
+def test_python_must_be_a_known_cpython_minor() -> None:
+    (message,) = problems({"python": "3.99"})
+    assert message == (
+        f"{PATH}.python: '3.99': there is no CPython 3.99 (known minors: 3.8 to 3.16); "
+        'set python to one of them, e.g. "3.12", or to a range such as ">=3.11"'
+    )
+    for bad in ("4.0", "3.99.1", "3.17"):
+        (message,) = problems({"python": bad}, requires_python="")
+        assert message.startswith(f"{PATH}.python: {bad!r}: there is no CPython "), message
+    for old in ("3.7", "2.7.18"):
+        (message,) = problems({"python": old}, requires_python="")
+        assert message.startswith(f"{PATH}.python: {old!r}: CPython {old[:3]} is older than every Python"), message
+        assert "(known minors: 3.8 to 3.16)" in message
+
+
+def test_python_patch_past_the_end_of_a_finished_line_is_refused() -> None:
+    (message,) = problems({"python": "3.9.99"})
+    assert message == (
+        f"{PATH}.python: '3.9.99' does not exist: the 3.9 line ended with 3.9.25 and gets no more releases; "
+        'set python = "3.9" (its newest release) or a 3.9.x up to 3.9.25'
+    )
+    assert problems({"python": "3.8.21"}, requires_python="")[0].startswith(f"{PATH}.python: '3.8.21' does not exist")
+    assert parse({"python": "3.9.25"}).python == "3.9.25"  # the last one is fine
+    assert parse({"python": "3.10.0"}).warnings == ()
+
+
+def test_python_patch_newer_than_known_of_a_live_line_only_warns() -> None:
+    config = parse({"python": "3.12.99"})
+    assert config.python == "3.12.99"
+    (warning,) = config.warnings
+    assert warning.startswith(f"{PATH}.python: '3.12.99' is newer than the newest CPython 3.12 release")
+    assert "(3.12.16)" in warning and 'Set python = "3.12"' in warning
+    (warning,) = parse({"python": "3.16.0"}).warnings  # only pre-releases so far
+    assert "(3.16 (pre-releases only))" in warning
+    assert parse({"python": "3.12.16"}).warnings == parse({"python": "3.12"}).warnings == ()
+
+
+def test_one_table_owns_the_known_minors() -> None:
+    from hatch_pyaket import config as config_module
+    from hatch_pyaket import cpython
+
+    assert config_module.KNOWN_PYTHON_MINORS is cpython.KNOWN_MINORS
+    assert set(cpython.FINISHED) <= set(cpython.KNOWN_MINORS)
+    assert all(cpython.NEWEST_PATCH[m] is not None for m in cpython.FINISHED)
+
+
+@pytest.mark.parametrize("value", [4294967296, 1001, -1])
+def test_keep_versions_is_bounded(value: int) -> None:
+    (message,) = problems({"keep-versions": value})
+    assert message == (
+        f"{PATH}.keep-versions: must be a whole number from 0 to 1000 (0 keeps every installed version), not {value}"
+    )
+
+
+def test_keep_versions_bounds_are_accepted() -> None:
+    assert parse({"keep-versions": 0}).keep_versions == 0
+    assert parse({"keep-versions": 1000}).keep_versions == 1000
+
+
+def test_hook_table_written_as_an_array_of_tables() -> None:
+    """`[[tool.hatch.build.hooks.pyaket]]`: hatchling 1.33 refuses it itself (see tests/e2e/test_config_errors.py);
+    if a hatchling hands it over, the message names the table and the fix."""
+    with pytest.raises(ConfigError) as info:
+        parse_config([{"targets": ["host"]}], facts(), host_triple=HOST, root=Path("/project"))  # type: ignore[arg-type]
+    (message,) = [str(p) for p in info.value.problems]
+    assert message == (
+        f"{PATH}: is an array of tables ([[{PATH}]]), not a table; write its header with single brackets: "
+        f"[{PATH}] (one table holds every setting; targets = [...] lists several targets)"
+    )
+    with pytest.raises(ConfigError) as info:
+        parse_config("host", facts(), host_triple=HOST, root=Path("/project"))  # type: ignore[arg-type]
+    assert str(info.value.problems[0]) == f"{PATH}: must be a table ([{PATH}]), not 'host'"
