@@ -117,7 +117,8 @@ def resolve_dependencies(config: PyaketConfig, target: Target, wheel: Path, ctx:
                 extras=extras,
             )
             pins = locking.count_pins(ctx.locks[key])
-            ctx.report(f"pyaket:   locked {pins} packages in {time.monotonic() - started:.1f} s")
+            noun = "package" if pins == 1 else "packages"
+            ctx.report(f"pyaket:   locked {pins} {noun} in {time.monotonic() - started:.1f} s")
         lock_file = work / "requirements.txt"
         lock_file.write_text(ctx.locks[key])
         if offline:

@@ -26,6 +26,7 @@ _UNIT_RE = re.compile(r"^\s*(Compiling|Downloading|Downloaded|Updating|Locking|C
 _SLOW_UNITS = {
     "zstd-sys": "compiling the zstd C library, once per cargo target dir",
     "pyaket-payload": "compressing the payload with zstd; uv alone is ~30 s of CPU the first time per uv version",
+    "pyaket-launcher": "optimizing and linking the executable with its payload",
 }
 
 
