@@ -258,7 +258,7 @@ def test_a_failed_install_leaves_nothing_and_the_next_run_tries_again(example_co
 BAD_CONFIGS = [
     ('targets = ["x86_64-unknown-linux-gun"]', "tool.hatch.build.hooks.pyaket.targets[0]: unknown target"),
     ('script = "missing"', "tool.hatch.build.hooks.pyaket.script: 'missing' is not in [project.scripts]"),
-    ('python = "2.7"', "tool.hatch.build.hooks.pyaket.python: '2.7' does not satisfy"),
+    ('python = "2.7"', "tool.hatch.build.hooks.pyaket.python: '2.7': CPython 2.7 is older than every Python"),
     ("profile = 3", "tool.hatch.build.hooks.pyaket.profile: must be a string"),
     ('colour = "blue"', "tool.hatch.build.hooks.pyaket.colour: unknown setting"),
     ('uv-version = "latest"', "tool.hatch.build.hooks.pyaket.uv-version: 'latest' is not a release version"),

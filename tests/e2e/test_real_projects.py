@@ -122,3 +122,29 @@ def test_an_entry_point_declaring_an_extra_gets_it_installed(example_copy: Path,
     (version_dir,) = installed_versions(install_root)
     site = next((version_dir / "venv" / "lib").glob("python3.*/site-packages"))
     assert (site / "six.py").is_file()
+
+
+def test_a_cross_target_in_build_isolation_names_the_build_requirements_not_pip(
+    example_copy: Path, plugin_wheel_dir: Path
+) -> None:
+    """`pip install hatch-pyaket[zig]` beside hatch is no use to an isolated build: the fix is the
+    project's `[build-system] requires`. The plugin here is the one installed in the isolated env."""
+    pyproject = example_copy / "pyproject.toml"
+    pyproject.write_text(
+        pyproject.read_text().replace('targets = ["host"]', 'targets = ["x86_64-unknown-linux-gnu.2.17"]')
+    )
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    result = subprocess.run(
+        [sys.executable, "-m", "build", "--wheel", str(example_copy)],
+        cwd=example_copy,
+        env={**env, **find_links_env(plugin_wheel_dir), "PATH": os.environ["PATH"]},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "/build-env-" in output  # the hook ran from the isolated environment
+    assert '[build-system] requires = ["hatchling", "hatch-pyaket[zig]"]' in output
+    assert "isolated build environment" in output
+    assert "pip install" not in output
