@@ -21,7 +21,7 @@ from packaging.tags import Tag, compatible_tags, cpython_tags, mac_platforms
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 from packaging.version import InvalidVersion, Version
 
-from hatch_pyaket import fetch, fsio, toolchain
+from hatch_pyaket import fetch, fsio, progress, toolchain
 from hatch_pyaket.config import DEFAULT_UV_VERSION
 from hatch_pyaket.errors import BuildError
 from hatch_pyaket.targets import MACOS_ARCH, WHEEL_ARCH, WINDOWS_PLATFORM, Target, parse_target
@@ -51,7 +51,7 @@ _LEGACY_MANYLINUX = {(2, 17): "manylinux2014", (2, 12): "manylinux2010", (2, 5):
 _LOCK_HINT = "set lock = false in [tool.hatch.build.hooks.pyaket] to install unpinned dependencies at run time instead"
 
 
-def host_uv(environ: Mapping[str, str] | None = None, report: fetch.progress.Report | None = None) -> Path:
+def host_uv(environ: Mapping[str, str] | None = None, report: progress.Report | None = None) -> Path:
     """A uv binary runnable on the build host: `HATCH_PYAKET_UV`, else the default uv for the host."""
     environ = os.environ if environ is None else environ
     if environ.get("HATCH_PYAKET_UV"):
@@ -76,21 +76,16 @@ def _mentions_extra(markers: object) -> bool:
     return type(markers).__name__ == "Variable" and getattr(markers, "value", None) == "extra"
 
 
-def wheel_metadata(wheel: Path) -> str:
-    """The text of a built wheel's .dist-info/METADATA."""
+def wheel_requirements(wheel: Path) -> list[str]:
+    """The Requires-Dist of a built wheel, without the requirements that only come with an extra."""
     try:
         with zipfile.ZipFile(wheel) as archive:
             names = [n for n in archive.namelist() if n.count("/") == 1 and n.endswith(".dist-info/METADATA")]
             if len(names) != 1:
                 raise BuildError(f"{wheel.name} holds {len(names)} .dist-info/METADATA files, not one; is it a wheel?")
-            return archive.read(names[0]).decode("utf-8")
+            text = archive.read(names[0]).decode("utf-8")
     except (OSError, zipfile.BadZipFile) as error:
         raise BuildError(f"could not read {wheel}: {error}") from None
-
-
-def wheel_requirements(wheel: Path) -> list[str]:
-    """The Requires-Dist of a built wheel, without the requirements that only come with an extra."""
-    text = wheel_metadata(wheel)
     requirements: list[str] = []
     for line in Parser().parsestr(text, headersonly=True).get_all("Requires-Dist") or []:
         try:
@@ -163,9 +158,7 @@ def lock(
     if index_url:
         command += ["--index-url", index_url]
     try:
-        result = subprocess.run(
-            command, input=stdin, capture_output=True, text=True, encoding="utf-8"
-        )
+        result = subprocess.run(command, input=stdin, capture_output=True, text=True, encoding="utf-8")
     except OSError as error:
         raise BuildError(f"could not run uv ({uv}) to lock the dependencies: {error}") from None
     where = f"{target.name}" if target is not None else "all platforms"

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from packaging.version import InvalidVersion, Version
 
-from hatch_pyaket import fetch
+from hatch_pyaket import fetch, progress
 from hatch_pyaket.errors import BuildError
 from hatch_pyaket.targets import Target
 
@@ -146,7 +146,7 @@ def python_archive(
     *,
     cache: Path,
     environ: Mapping[str, str] | None = None,
-    report: fetch.progress.Report | None = None,
+    report: progress.Report | None = None,
 ) -> Path:
     """The install_only archive to embed for `target`: `source` is a local .tar.gz path, or "download"."""
     environ = os.environ if environ is None else environ
