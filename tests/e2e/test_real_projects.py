@@ -148,3 +148,23 @@ def test_a_cross_target_in_build_isolation_names_the_build_requirements_not_pip(
     assert '[build-system] requires = ["hatchling", "hatch-pyaket[zig]"]' in output
     assert "isolated build environment" in output
     assert "pip install" not in output
+
+
+def test_offline_executables_embed_the_extras_wheels(example_copy: Path, tmp_path: Path) -> None:
+    pyproject = example_copy / "pyproject.toml"
+    text = pyproject.read_text().replace(
+        "[project.scripts]", '[project.optional-dependencies]\nfancy = ["six"]\n\n[project.scripts]'
+    )
+    pyproject.write_text(text + 'python = "3.11"\noffline = true\nextras = ["fancy"]\n')
+    build(example_copy, "--wheel")
+    exe = example_copy / "dist" / f"example-app-1.0.0-{HOST_TRIPLE}"
+    # Every request through a dead proxy fails, and uv's cache is empty: only the embedded wheels can serve.
+    dead = {"UV_CACHE_DIR": str(tmp_path / "uv-cache"), "UV_HTTP_RETRIES": "0", "NO_PROXY": "", "no_proxy": ""}
+    for name in ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "https_proxy", "http_proxy", "all_proxy"):
+        dead[name] = "http://127.0.0.1:9"
+    install_root = tmp_path / "apps"
+    ran = run(exe, ["x"], install_root=install_root, env=dead)
+    assert ran.returncode == 0, ran.stderr
+    (version_dir,) = installed_versions(install_root)
+    site = next((version_dir / "venv" / "lib").glob("python3.*/site-packages"))
+    assert (site / "six.py").is_file() and (site / "colorama").is_dir()
