@@ -39,6 +39,9 @@ _VERSION_RE = re.compile(r"^\d+(\.\d+){0,2}$")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _MODULE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 _OBJECT_REF_RE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
+# An entry point's value: `module:attr`, optionally followed by `[extra1, extra2]` (the extras it needs).
+_ENTRY_VALUE_RE = re.compile(r"^\s*(?P<ref>[^\[\]]*?)\s*(?:\[(?P<extras>[^\[\]]*)\])?\s*$")
+_EXTRA_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$")
 _ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -50,6 +53,7 @@ class Entry:
     value: str
     name: str  # the executable's base name: the script's name, or the project's
     gui: bool = False
+    extras: tuple[str, ...] = ()  # extras the entry point declares (`module:attr [extra1,extra2]`), normalized
 
 
 @dataclass(frozen=True)
@@ -61,6 +65,7 @@ class TargetOptions:
     env: tuple[tuple[str, str], ...] = ()
     offline: bool | None = None
     embed_python: str | None = None  # "download", an archive path, or "" for none
+    extras: tuple[str, ...] = ()  # added to the global extras for this target
 
 
 @dataclass(frozen=True)
@@ -87,6 +92,7 @@ class PyaketConfig:
     description: str = ""  # the project's summary, for Windows version information
     icon: Path | None = None  # a .ico file for Windows executables
     warnings: tuple[str, ...] = ()  # settings that build but may fail later, each with its TOML path
+    extras: tuple[str, ...] = ()  # the project's extras installed with it, normalized (entry points' ones included)
 
     @property
     def cargo_profile(self) -> str:
@@ -98,6 +104,10 @@ class PyaketConfig:
     def offline_for(self, target: Target) -> bool:
         option = self.options_for(target).offline
         return self.offline if option is None else option
+
+    def extras_for(self, target: Target) -> tuple[str, ...]:
+        """Every extra the app is installed with on `target`: global, the target's and the entry points'."""
+        return tuple(sorted({*self.extras, *self.options_for(target).extras}))
 
     def embed_python_for(self, target: Target) -> str:
         option = self.options_for(target).embed_python
@@ -119,6 +129,7 @@ class ProjectFacts:
     scripts: Mapping[str, str]
     gui_scripts: Mapping[str, str]
     description: str = ""
+    optional_dependencies: tuple[str, ...] = ()  # the extras [project.optional-dependencies] defines, normalized
 
 
 KNOWN_KEYS = (
@@ -145,8 +156,9 @@ KNOWN_KEYS = (
     "cargo-args",
     "env",
     "target",
+    "extras",
 )
-TARGET_KEYS = ("tool", "cargo-args", "env", "offline", "embed-python")
+TARGET_KEYS = ("tool", "cargo-args", "env", "offline", "embed-python", "extras")
 # CPython minors a lock may be resolved for, oldest first (cpython.py owns the table).
 KNOWN_PYTHON_MINORS = cpython.KNOWN_MINORS
 
@@ -274,6 +286,7 @@ def parse_config(
 
     targets = _parse_targets(r, host_triple)
     entries = _parse_entries(r, project)
+    extras = _parse_extras(r, project)
     python = _parse_python(r, project, warnings)
 
     vendor = r.string("vendor", DEFAULT_VENDOR) or ""
@@ -305,7 +318,8 @@ def parse_config(
     icon = _parse_icon(r, root)
     cargo_args = tuple(r.string_list("cargo-args") or ())
     env = r.env_table("env")
-    target_options = _parse_target_options(r, targets, host_triple, root)
+    target_options = _parse_target_options(r, targets, host_triple, root, project)
+    _warn_about_extras(r, project, entries, extras, target_options, warnings)
     lock_python = _lock_python(r, python, project)
     wants_exact = [key for key, on in (("offline", offline), ("embed-python", embed_python)) if on] + [
         f'target."{name}".{key}'
@@ -345,6 +359,7 @@ def parse_config(
         description=project.description,
         icon=icon,
         warnings=tuple(str(w) for w in warnings),
+        extras=tuple(sorted({*(extras or ()), *(e for entry in entries for e in entry.extras)})),
     )
 
 
@@ -397,11 +412,28 @@ def _parse_entries(r: _Reader, project: ProjectFacts) -> list[Entry]:
             )
             return None
         reference = all_scripts[name]
-        if not _OBJECT_REF_RE.match(reference.split("[", 1)[0].strip()):
-            r.problems.append(Problem(where, f"script {name!r} points at {reference!r}, not at 'module:function'"))
+        parsed = parse_entry_point(reference)
+        if parsed is None:
+            r.problems.append(
+                Problem(
+                    where, f"script {name!r} points at {reference!r}, not at 'module:function' ('module:function [extra]')"
+                )
+            )
+            return None
+        target, extras = parsed
+        table = "gui-scripts" if name in project.gui_scripts else "scripts"
+        unknown = [extra for extra in extras if extra not in project.optional_dependencies]
+        if unknown:
+            r.problems.append(
+                Problem(
+                    where,
+                    f"script {name!r} ([project.{table}]: {reference!r}) needs the extra {unknown[0]!r}, which "
+                    f"[project.optional-dependencies] does not define ({_known_extras(project)})",
+                )
+            )
             return None
         is_gui = name in project.gui_scripts if gui is None else gui
-        return Entry("script", reference.split("[", 1)[0].strip(), name, is_gui)
+        return Entry("script", target, name, is_gui, extras)
 
     if not given:
         if len(all_scripts) == 1:
@@ -568,7 +600,7 @@ def _lock_python(r: _Reader, python: str, project: ProjectFacts) -> str:
 
 
 def _parse_target_options(
-    r: _Reader, targets: list[Target], host_triple: str, root: Path
+    r: _Reader, targets: list[Target], host_triple: str, root: Path, project: ProjectFacts
 ) -> dict[str, TargetOptions]:
     tables = r.subtable("target")
     names = {t.name for t in targets} | {t.triple for t in targets}
@@ -599,5 +631,84 @@ def _parse_target_options(
             env=sub.env_table("env"),
             offline=sub.boolean("offline", None),
             embed_python=_parse_embed_python(sub, root) if "embed-python" in table else None,
+            extras=tuple(_parse_extras(sub, project) or ()),
         )
     return options
+
+
+def parse_entry_point(value: str) -> tuple[str, tuple[str, ...]] | None:
+    """`module:attr [extra1, extra2]` -> ("module:attr", normalized extras); None if it is not one.
+
+    The bracket is the entry point's own list of the extras it needs (the packaging spec's syntax,
+    as in black's `blackd = "blackd:patched_main [d]"`); it never belongs in what the launcher runs.
+    """
+    match = _ENTRY_VALUE_RE.match(value)
+    if not match or not _OBJECT_REF_RE.match(match.group("ref")):
+        return None
+    extras = [part.strip() for part in (match.group("extras") or "").split(",") if part.strip()]
+    if not all(_EXTRA_RE.match(extra) for extra in extras):
+        return None
+    return match.group("ref"), tuple(dict.fromkeys(canonicalize_name(extra) for extra in extras))
+
+
+def _known_extras(project: ProjectFacts) -> str:
+    if not project.optional_dependencies:
+        return "the project defines no extras"
+    return f"it defines: {', '.join(project.optional_dependencies)}"
+
+
+def _parse_extras(r: _Reader, project: ProjectFacts) -> list[str] | None:
+    """`extras = [...]`: names from [project.optional-dependencies], normalized; None when not given."""
+    names = r.string_list("extras")
+    if names is None:
+        return None
+    extras: list[str] = []
+    for index, name in enumerate(names):
+        normalized = canonicalize_name(name)
+        if normalized in project.optional_dependencies:
+            if normalized not in extras:
+                extras.append(normalized)
+            continue
+        close = difflib.get_close_matches(normalized, project.optional_dependencies, n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        r.problems.append(
+            Problem(
+                f"{r.at('extras')}[{index}]",
+                f"{name!r} is not an extra of this project ([project.optional-dependencies]); "
+                f"{hint}{_known_extras(project)}",
+            )
+        )
+    return extras
+
+
+def _warn_about_extras(
+    r: _Reader,
+    project: ProjectFacts,
+    entries: list[Entry],
+    extras: list[str] | None,
+    target_options: Mapping[str, TargetOptions],
+    warnings: list[Problem],
+) -> None:
+    """Warn when the app may need an extra nobody asked for.
+
+    Extras an entry point declares are installed anyway (the entry point says it needs them). What
+    cannot be known is whether a script that declares none (httpx's `httpx:main` needs `httpx[cli]`),
+    or a `module`/`code`, imports an optional dependency: when the project has extras and the table
+    names none, say so once. `extras = []` states that none is needed and silences it.
+    """
+    if extras is not None or not project.optional_dependencies:
+        return
+    if any(option.extras for option in target_options.values()) or any(entry.extras for entry in entries):
+        return
+    names = ", ".join(project.optional_dependencies)
+    runs = ", ".join(
+        {"script": f"script {entry.name!r}", "module": f"module {entry.value!r}"}.get(entry.kind, "code")
+        for entry in entries
+    )
+    warnings.append(
+        Problem(
+            r.at("extras"),
+            f"the project has optional dependencies ({names}) and the executables install none of them; if "
+            f"what they run ({runs or 'the app'}) needs one, set extras = [\"...\"] (extras = [] silences this)",
+        )
+    )

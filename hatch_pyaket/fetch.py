@@ -17,7 +17,7 @@ from pathlib import Path
 
 from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 
-from hatch_pyaket import fsio
+from hatch_pyaket import fsio, progress
 from hatch_pyaket.errors import BuildError
 from hatch_pyaket.targets import Target
 
@@ -113,15 +113,23 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def download(remote: RemoteFile, destination: Path, *, hint: str = INDEX_HINT) -> Path:
-    """Download to `destination` (atomically), refusing content whose sha256 differs from the index's."""
+def download(
+    remote: RemoteFile, destination: Path, *, hint: str = INDEX_HINT, report: progress.Report | None = None
+) -> Path:
+    """Download to `destination` (atomically), refusing content whose sha256 differs from the index's.
+
+    With `report`, says how far it got (bytes of the total, every few seconds and at each quarter)."""
     if destination.is_file() and sha256_file(destination) == remote.sha256:
         return destination
     with fsio.replacing(destination) as pending, open_url(remote.url, hint=hint) as response:
+        length = response.headers.get("Content-Length", "")
+        shown = progress.Download(remote.filename, int(length) if length.isdigit() else None, report)
         digest = hashlib.sha256()
         for block in iter(lambda: response.read(1 << 20), b""):
             digest.update(block)
             pending.file.write(block)
+            shown.add(len(block))
+        shown.finish()
         if digest.hexdigest() != remote.sha256:
             raise BuildError(
                 f"{remote.url} does not match its published sha256 (expected {remote.sha256}, "
@@ -154,7 +162,9 @@ def uv_wheel(target: Target, version: str, index: str) -> RemoteFile:
     return candidates[0][1]
 
 
-def uv_binary(target: Target, version: str, environ: Mapping[str, str] | None = None) -> Path:
+def uv_binary(
+    target: Target, version: str, environ: Mapping[str, str] | None = None, report: progress.Report | None = None
+) -> Path:
     """The uv executable for `target`, taken from its PyPI wheel; cached by the wheel's sha256."""
     environ = os.environ if environ is None else environ
     cache = cache_dir(environ) / "uv"
@@ -173,7 +183,7 @@ def uv_binary(target: Target, version: str, environ: Mapping[str, str] | None = 
     if binary.is_file():
         _remember(choice, remote)
         return binary
-    wheel = download(remote, cache / "wheels" / remote.filename)
+    wheel = download(remote, cache / "wheels" / remote.filename, report=report)
     member = f"uv-{version}.data/scripts/{exe_name}"
     try:
         with zipfile.ZipFile(wheel) as archive, archive.open(member) as source:

@@ -14,6 +14,7 @@ from typing import Any
 from hatchling.builders.plugin.interface import BuilderInterface
 from hatchling.builders.wheel import WheelBuilder
 from hatchling.metadata.core import ProjectMetadata
+from packaging.utils import canonicalize_name
 
 from hatch_pyaket.config import ProjectFacts
 from hatch_pyaket.errors import BuildError
@@ -30,6 +31,7 @@ def project_facts(metadata: ProjectMetadata) -> ProjectFacts:  # type: ignore[ty
         scripts=dict(core.scripts),
         gui_scripts=dict(core.gui_scripts),
         description=core.description or "",
+        optional_dependencies=tuple(sorted(canonicalize_name(name) for name in core.optional_dependencies)),
     )
 
 

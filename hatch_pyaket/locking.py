@@ -21,7 +21,7 @@ from packaging.tags import Tag, compatible_tags, cpython_tags, mac_platforms
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 from packaging.version import InvalidVersion, Version
 
-from hatch_pyaket import fetch, fsio, toolchain
+from hatch_pyaket import fetch, fsio, progress, toolchain
 from hatch_pyaket.config import DEFAULT_UV_VERSION
 from hatch_pyaket.errors import BuildError
 from hatch_pyaket.targets import MACOS_ARCH, WHEEL_ARCH, WINDOWS_PLATFORM, Target, parse_target
@@ -51,7 +51,7 @@ _LEGACY_MANYLINUX = {(2, 17): "manylinux2014", (2, 12): "manylinux2010", (2, 5):
 _LOCK_HINT = "set lock = false in [tool.hatch.build.hooks.pyaket] to install unpinned dependencies at run time instead"
 
 
-def host_uv(environ: Mapping[str, str] | None = None) -> Path:
+def host_uv(environ: Mapping[str, str] | None = None, report: progress.Report | None = None) -> Path:
     """A uv binary runnable on the build host: `HATCH_PYAKET_UV`, else the default uv for the host."""
     environ = os.environ if environ is None else environ
     if environ.get("HATCH_PYAKET_UV"):
@@ -66,7 +66,7 @@ def host_uv(environ: Mapping[str, str] | None = None) -> Path:
         raise BuildError(
             f"no uv download is known for this build host ({triple}); set HATCH_PYAKET_UV to a uv executable"
         ) from None
-    return fetch.uv_binary(host, DEFAULT_UV_VERSION, environ)
+    return fetch.uv_binary(host, DEFAULT_UV_VERSION, environ, report=report)
 
 
 def _mentions_extra(markers: object) -> bool:
@@ -122,11 +122,22 @@ def lock(
     python_version: str,
     target: Target | None,
     index_url: str | None,
+    extras: tuple[str, ...] = (),
 ) -> str:
-    """A hash-pinned requirements file for the wheel's dependencies on `target` (None: every platform)."""
-    requirements = wheel_requirements(wheel)
-    if not requirements:
-        return ""
+    """A hash-pinned requirements file for the wheel's dependencies on `target` (None: every platform),
+    those of its `extras` included.
+
+    Without extras uv resolves the wheel's Requires-Dist. With extras it resolves the wheel itself as
+    `name[extras] @ file://...` (so uv applies the extras' markers exactly) and leaves the app's own
+    line out of the lock: the launcher adds the wheel, pinned by its hash, at install time."""
+    if extras:
+        name = _wheel_name(wheel)
+        stdin = f"{name}[{','.join(extras)}] @ {wheel.resolve().as_uri()}\n"
+    else:
+        requirements = wheel_requirements(wheel)
+        if not requirements:
+            return ""
+        stdin = "\n".join(requirements) + "\n"
     command = [
         str(uv),
         "pip",
@@ -142,12 +153,12 @@ def lock(
     ]
     platform = uv_python_platform(target) if target is not None else None
     command += ["--python-platform", platform] if platform else ["--universal"]
+    if extras:
+        command += ["--no-emit-package", _wheel_name(wheel)]
     if index_url:
         command += ["--index-url", index_url]
     try:
-        result = subprocess.run(
-            command, input="\n".join(requirements) + "\n", capture_output=True, text=True, encoding="utf-8"
-        )
+        result = subprocess.run(command, input=stdin, capture_output=True, text=True, encoding="utf-8")
     except OSError as error:
         raise BuildError(f"could not run uv ({uv}) to lock the dependencies: {error}") from None
     where = f"{target.name}" if target is not None else "all platforms"
@@ -160,6 +171,18 @@ def lock(
             f"  {message}\nCheck the requirements in [project.dependencies] and the index, or {_LOCK_HINT}"
         )
     return result.stdout
+
+
+def _wheel_name(wheel: Path) -> str:
+    try:
+        return str(parse_wheel_filename(wheel.name)[0])
+    except InvalidWheelFilename as error:
+        raise BuildError(f"{wheel.name} is not a wheel's file name: {error}") from None
+
+
+def count_pins(lock_text: str) -> int:
+    """How many requirements a lock holds (for progress lines; never raises)."""
+    return sum(1 for entry in _lock_entries(lock_text) if not entry.startswith("-"))
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,7 @@ class PayloadSpec:
     wheels: tuple[Path, ...] = ()  # every dependency, for an install without an index
     python_archive: Path | None = None  # an install_only Python build
     python_interpreter: str = ""  # the interpreter's path inside that archive
+    extras: tuple[str, ...] = ()  # the app's extras, installed with its wheel (normalized, sorted)
 
     @property
     def lock_key(self) -> str | None:
@@ -91,6 +92,7 @@ def manifest(spec: PayloadSpec, digests: Mapping[str, str], sizes: Mapping[str, 
         "self_command": spec.self_command,
         "keep_versions": spec.keep_versions,
         "gui": spec.gui,
+        "extras": sorted(spec.extras),
         "files": {
             key: {"sha256": digests[key], "size": sizes[key], "executable": files[key][1]} for key in sorted(files)
         },
@@ -98,6 +100,9 @@ def manifest(spec: PayloadSpec, digests: Mapping[str, str], sizes: Mapping[str, 
     identity = {name: data[name] for name in _INSTALL_FIELDS}
     for name in ("lock", "wheels", "python_archive", "python_interpreter"):
         identity[name] = data[name]
+    if spec.extras:
+        # They decide what is installed; absent when empty so payloads without extras keep their hash.
+        identity["extras"] = data["extras"]
     identity["files"] = {key: digests[key] for key in sorted(files)}
     data["payload_hash"] = hashlib.sha256(_canonical(identity)).hexdigest()
     # Every field and file, payload_hash included: the launcher recomputes it from what it embeds, so

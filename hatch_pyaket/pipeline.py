@@ -9,6 +9,7 @@ import hashlib
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -101,16 +102,23 @@ def resolve_dependencies(config: PyaketConfig, target: Target, wheel: Path, ctx:
     if config.lock or offline:
         # An exact Python gets a lock for this target's platform; a range gets one universal lock.
         per_target = offline or config.python_is_exact
-        key = target.name if per_target else "universal"
+        extras = config.extras_for(target)
+        key = (target.name if per_target else "universal") + (f"[{','.join(extras)}]" if extras else "")
         if key not in ctx.locks:
-            ctx.report(f"pyaket: locking dependencies ({key}, Python {config.lock_python})")
+            uv = locking.host_uv(report=ctx.report)
+            ctx.report(f"pyaket: locking dependencies ({key}, Python {config.lock_python}) with uv pip compile")
+            started = time.monotonic()
             ctx.locks[key] = locking.lock(
                 wheel,
-                uv=locking.host_uv(),
+                uv=uv,
                 python_version=config.lock_python,
                 target=target if per_target else None,
                 index_url=fetch.index_url(),
+                extras=extras,
             )
+            pins = locking.count_pins(ctx.locks[key])
+            noun = "package" if pins == 1 else "packages"
+            ctx.report(f"pyaket:   locked {pins} {noun} in {time.monotonic() - started:.1f} s")
         lock_file = work / "requirements.txt"
         lock_file.write_text(ctx.locks[key])
         if offline:
@@ -124,7 +132,9 @@ def resolve_dependencies(config: PyaketConfig, target: Target, wheel: Path, ctx:
                     cache=ctx.cache / "wheels",
                 )
             )
-    archive = pythons.python_archive(embed, target, config.python, cache=ctx.cache) if embed else None
+    archive = None
+    if embed:
+        archive = pythons.python_archive(embed, target, config.python, cache=ctx.cache, report=ctx.report)
     return Dependencies(
         lock=lock_file,
         wheels=wheels,
@@ -155,6 +165,7 @@ def _payload_spec(
         wheels=deps.wheels,
         python_archive=deps.python_archive,
         python_interpreter=deps.python_interpreter,
+        extras=config.extras_for(target),
     )
 
 
@@ -175,7 +186,10 @@ def build_target(
         extra_env=user_env,
     )
     tool_env = toolchain.preflight(invocation, target, cargo_args)
-    uv = fetch.uv_binary(target, config.uv_version) if config.uv == "embed" else None
+    extras = config.extras_for(target)
+    if extras:
+        ctx.report(f"pyaket: {target.name}: the app is installed with its extras {', '.join(extras)}")
+    uv = fetch.uv_binary(target, config.uv_version, report=ctx.report) if config.uv == "embed" else None
     deps = resolve_dependencies(config, target, wheel, ctx)
     made = []
     for entry in config.entries:
@@ -202,7 +216,13 @@ def build_target(
                 **resources,
             }
             ctx.report(f"pyaket: {target.name} [{entry.name}] with {invocation.tool}: {invocation.describe()}")
-            built = toolchain.run(invocation, target, env)
+            if not (ctx.cargo_target_dir / target.triple / config.cargo_profile).is_dir():
+                ctx.report(
+                    f"pyaket: first build for {target.name} in {ctx.cargo_target_dir}: compiling the launcher's "
+                    "crates takes a few minutes (and the crates.io registry the very first time); later builds "
+                    "take seconds"
+                )
+            built = toolchain.run(invocation, target, env, ctx.report)
             placed = artifacts.place(
                 built, destination, payload_hash=str(staged["payload_hash"]), label=f"{target.name} [{entry.name}]"
             )

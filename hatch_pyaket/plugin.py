@@ -90,25 +90,39 @@ class PyaketBuildHook(BuildHookInterface):  # type: ignore[type-arg]
             )
             self.app.display_warning(f"pyaket: HATCH_PYAKET_SKIP is set: {instead}")
             return False
-        if cargo_executable():
-            return True
         required = _env_flag("HATCH_PYAKET_REQUIRED")
         if required is None:
             required = config.required
+        from_sdist = Path(self.root, "PKG-INFO").is_file()
+        if from_sdist and required is not True and not self._is_binary_target():
+            # Installers (pip, uv, distributions) build the wheel from the sdist into a temporary folder
+            # and keep only the wheel: compiling launchers there costs a minute and hundreds of MB for
+            # nothing. Neither hatchling nor the installers tell an installer apart from `python -m build`
+            # (which also builds the wheel from the sdist), so a build from an sdist asks to be told.
+            self.app.display_warning(
+                "pyaket: building from an sdist (PKG-INFO present), so the wheel is built without executables; "
+                "to get them, build from the source tree (`hatch build`, `python -m build --wheel`) or set "
+                "HATCH_PYAKET_REQUIRED=1"
+            )
+            return False
+        if cargo_executable():
+            return True
         if required is None:
-            # A source tree is a developer's or a release's build; an sdist is being built to be
-            # installed (pip, a distribution), where Rust is usually absent and not wanted.
-            required = not Path(self.root, "PKG-INFO").is_file()
+            required = True  # a source tree is a developer's or a release's build
         if required:
             raise ToolchainError(
                 "hatch-pyaket: cargo was not found (looked at $CARGO and PATH), so no executables can be built. "
                 "Install Rust (https://rustup.rs), or set HATCH_PYAKET_SKIP=1 to build only the wheel"
             )
         self.app.display_warning(
-            "pyaket: WARNING: cargo was not found; building from an sdist, so the wheel is built WITHOUT "
-            "executables (set HATCH_PYAKET_REQUIRED=1 to make this an error)"
+            "pyaket: WARNING: cargo was not found and required = false (or HATCH_PYAKET_REQUIRED=0): "
+            "the wheel is built WITHOUT executables"
         )
         return False
+
+    def _is_binary_target(self) -> bool:
+        # `hatch build -t binary` asks for executables explicitly, wherever its sources come from.
+        return self.target_name == binary_target.TARGET_NAME
 
     def finalize(self, version: str, build_data: dict[str, Any], artifact_path: str) -> None:
         config = self._config

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from packaging.version import InvalidVersion, Version
 
-from hatch_pyaket import fetch
+from hatch_pyaket import fetch, progress
 from hatch_pyaket.errors import BuildError
 from hatch_pyaket.targets import Target
 
@@ -146,6 +146,7 @@ def python_archive(
     *,
     cache: Path,
     environ: Mapping[str, str] | None = None,
+    report: progress.Report | None = None,
 ) -> Path:
     """The install_only archive to embed for `target`: `source` is a local .tar.gz path, or "download"."""
     environ = os.environ if environ is None else environ
@@ -165,4 +166,4 @@ def python_archive(
     assets = parse_sums(_read_text(f"{base}/SHA256SUMS"))
     asset = choose(assets, target, python_version, release)
     remote = fetch.RemoteFile(asset.filename, f"{base}/{urllib.parse.quote(asset.filename)}", asset.sha256)
-    return fetch.download(remote, cache / "pythons" / asset.filename, hint=_HINT)
+    return fetch.download(remote, cache / "pythons" / asset.filename, hint=_HINT, report=report)

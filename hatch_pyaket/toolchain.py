@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import shutil
 import subprocess
 import sys
 import sysconfig
+import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from hatch_pyaket import progress
 from hatch_pyaket.errors import BuildError, ToolchainError
 from hatch_pyaket.targets import Target, detect_host_triple
 
@@ -86,6 +89,34 @@ def _find_script(name: str) -> str | None:
     return None
 
 
+def in_build_isolation() -> bool:
+    """Whether this build runs in a frontend's isolated environment, which holds only the project's
+    `[build-system] requires`, so a package installed beside hatch is not seen there.
+
+    Recognised by where the plugin itself lives: pip's overlay and pypa/build's venv are in the temp
+    folder, uv's in its cache under `builds-v<N>/`, hatch's in an environment named `hatch-build`.
+    """
+    here = Path(__file__).resolve()
+    temp = Path(tempfile.gettempdir()).resolve()
+    if temp in here.parents or any(re.fullmatch(r"builds-v\d+", part) for part in here.parts):
+        return True
+    return Path(sys.prefix).name == "hatch-build"
+
+
+def missing_extra_hint(extra: str, what: str) -> str:
+    """How to get a tool that comes with hatch-pyaket's `[extra]`, for this kind of build."""
+    requires = (
+        f'add it to the project\'s build requirements: [build-system] requires = ["hatchling", '
+        f'"hatch-pyaket[{extra}]"]'
+    )
+    if in_build_isolation():
+        return (
+            f"{requires} (this build runs in an isolated build environment, which holds only those requirements: "
+            f"{what} installed beside hatch or pip is not seen here)"
+        )
+    return f"{requires}, or, for this build, `pip install 'hatch-pyaket[{extra}]'` into {sys.executable}"
+
+
 def _zig_env(environ: Mapping[str, str]) -> dict[str, str]:
     """Point cargo-zigbuild at the `ziglang` package's zig when no zig is on PATH."""
     if environ.get("CARGO_ZIGBUILD_ZIG_PATH") or shutil.which("zig"):
@@ -94,8 +125,8 @@ def _zig_env(environ: Mapping[str, str]) -> dict[str, str]:
         import ziglang  # type: ignore[import-not-found]
     except ImportError:
         raise ToolchainError(
-            "zig is needed to cross-compile but was not found; install it with `pip install hatch-pyaket[zig]` "
-            "(the ziglang package) or put `zig` on PATH"
+            "zig is needed to cross-compile but was not found (no `zig` on PATH, no ziglang package); "
+            + missing_extra_hint("zig", "a ziglang")
         ) from None
     zig = Path(ziglang.__file__).parent / ("zig.exe" if sys.platform == "win32" else "zig")
     return {"CARGO_ZIGBUILD_ZIG_PATH": str(zig)}
@@ -217,29 +248,34 @@ def preflight(invocation: Invocation, target: Target, cargo_args: Sequence[str])
     if invocation.tool == "zigbuild":
         if not _find_script("cargo-zigbuild"):
             raise ToolchainError(
-                f"{target.name} needs cargo-zigbuild, which was not found; install it with "
-                "`pip install hatch-pyaket[zig]`, or set AUTO_ZIGBUILD=0 to use your own linker for it"
+                f"{target.name} needs cargo-zigbuild, which was not found; "
+                + missing_extra_hint("zig", "a cargo-zigbuild")
+                + "; or set AUTO_ZIGBUILD=0 to use your own linker for it"
             )
         extra.update(_zig_env(environ))
     elif invocation.tool == "xwin":
         if not _find_script("cargo-xwin"):
             raise ToolchainError(
-                f"{target.name} needs cargo-xwin, which was not found; install it with "
-                "`pip install hatch-pyaket[xwin]`. It downloads Microsoft's CRT and Windows SDK on first use "
+                f"{target.name} needs cargo-xwin, which was not found; "
+                + missing_extra_hint("xwin", "a cargo-xwin")
+                + ". It downloads Microsoft's CRT and Windows SDK on first use "
                 "(cached in XWIN_CACHE_DIR); by using it you accept Microsoft's license for them"
             )
     _ensure_target_std(target, environ, cargo_args)
     return extra
 
 
-def run(invocation: Invocation, target: Target, extra_env: Mapping[str, str]) -> Path:
-    """Run the compile with cargo's own progress on the console; one clear error if it fails."""
+def run(
+    invocation: Invocation, target: Target, extra_env: Mapping[str, str], report: progress.Report | None = None
+) -> Path:
+    """Run the compile with cargo's own lines on the console (and a heartbeat through its silent
+    stretches); one clear error if it fails."""
     env = {**os.environ, **invocation.env, **extra_env}
     try:
-        result = subprocess.run(invocation.command, env=env, stdout=sys.stderr)
+        returncode = progress.run_with_heartbeat(invocation.command, env, report or _stderr_line, label=invocation.tool)
     except OSError as error:
         raise ToolchainError(f"could not start {invocation.command[0]!r}: {error}") from None
-    if result.returncode != 0:
+    if returncode != 0:
         hint = ""
         if invocation.tool == "xwin":
             hint = (
@@ -247,9 +283,13 @@ def run(invocation: Invocation, target: Target, extra_env: Mapping[str, str]) ->
                 "that already holds them for offline builds); see the output above"
             )
         raise BuildError(
-            f"compiling the launcher for {target.name} failed (exit code {result.returncode}) with "
+            f"compiling the launcher for {target.name} failed (exit code {returncode}) with "
             f"{invocation.tool}:\n  {invocation.describe()}{hint}"
         )
     if not invocation.artifact.is_file():
         raise BuildError(f"{invocation.tool} succeeded but {invocation.artifact} was not written")
     return invocation.artifact
+
+
+def _stderr_line(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)

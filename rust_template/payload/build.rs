@@ -222,6 +222,13 @@ fn run() -> Result<(), String> {
     let python = m.str("python")?;
     let uv_version = m.str("uv_version")?;
     let python_interpreter = m.opt_str("python_interpreter")?;
+    let extras: Vec<String> = match m.0.get("extras") {
+        None => Vec::new(),
+        Some(v) => v
+            .as_array()
+            .and_then(|a| a.iter().map(|e| e.as_str().map(str::to_string)).collect())
+            .ok_or("`extras` must be a list of strings")?,
+    };
     let gui = m.bool("gui")?;
 
     // The launcher recomputes both hashes from what it embeds (pyaket-core's
@@ -245,6 +252,11 @@ fn run() -> Result<(), String> {
         "lock": lock, "wheels": wheels, "python_archive": python_archive,
         "python_interpreter": python_interpreter, "files": files_sha,
     });
+    let mut identity = identity;
+    if !extras.is_empty() {
+        // payload.py adds them only when there are some (older payloads keep their hash).
+        identity["extras"] = json!(extras);
+    }
     let whole = json!({
         "schema": schema, "app": app, "version": version, "install_name": install_name,
         "vendor": vendor, "target": target,
@@ -252,7 +264,7 @@ fn run() -> Result<(), String> {
         "python": python, "wheel": wheel, "uv": uv, "uv_version": uv_version, "lock": lock,
         "wheels": wheels, "python_archive": python_archive,
         "python_interpreter": python_interpreter, "self_command": self_command,
-        "keep_versions": keep_versions, "gui": gui, "payload_hash": payload_hash,
+        "keep_versions": keep_versions, "gui": gui, "extras": extras, "payload_hash": payload_hash,
         "files": files_meta,
     });
     for (key, value, expected) in [
@@ -288,6 +300,7 @@ fn run() -> Result<(), String> {
          \x20   wheels: &{wheels:?},\n\
          \x20   python_archive: {python_archive:?},\n\
          \x20   python_interpreter: {python_interpreter:?},\n\
+         \x20   extras: &{extras:?},\n\
          \x20   self_command: {self_command:?},\n\
          \x20   keep_versions: {keep_versions},\n\
          \x20   gui: {gui},\n\

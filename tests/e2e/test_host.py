@@ -34,12 +34,13 @@ class Built:
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
-    """`python -m build`: the sdist, then the wheel built from that sdist (so the executable too)."""
+    """`python -m build`: the sdist, then the wheel built from that sdist; HATCH_PYAKET_REQUIRED=1 asks for
+    the executable there too (a build from an sdist skips it by default, see README)."""
     project = tmp_path_factory.mktemp("built") / "example_project"
     import shutil
 
     shutil.copytree(ROOT / "example_project", project, ignore=shutil.ignore_patterns("dist"))
-    result = build(project)
+    result = build(project, env={"HATCH_PYAKET_REQUIRED": "1"})
     dist = project / "dist"
     return Built(project, dist, dist / EXE_NAME, result.stdout + result.stderr)
 
@@ -257,7 +258,7 @@ def test_a_failed_install_leaves_nothing_and_the_next_run_tries_again(example_co
 BAD_CONFIGS = [
     ('targets = ["x86_64-unknown-linux-gun"]', "tool.hatch.build.hooks.pyaket.targets[0]: unknown target"),
     ('script = "missing"', "tool.hatch.build.hooks.pyaket.script: 'missing' is not in [project.scripts]"),
-    ('python = "2.7"', "tool.hatch.build.hooks.pyaket.python: '2.7' does not satisfy"),
+    ('python = "2.7"', "tool.hatch.build.hooks.pyaket.python: '2.7': CPython 2.7 is older than every Python"),
     ("profile = 3", "tool.hatch.build.hooks.pyaket.profile: must be a string"),
     ('colour = "blue"', "tool.hatch.build.hooks.pyaket.colour: unknown setting"),
     ('uv-version = "latest"', "tool.hatch.build.hooks.pyaket.uv-version: 'latest' is not a release version"),
@@ -292,9 +293,57 @@ def test_pip_install_of_the_sdist_needs_no_rust(built: Built, plugin_wheel_dir: 
         [str(venv / "bin" / "python"), "-m", "pip", "install", "-v", str(sdist)], env=env, capture_output=True, text=True
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert "the wheel is built WITHOUT executables" in result.stdout + result.stderr
+    assert "building from an sdist (PKG-INFO present), so the wheel is built without executables" in (
+        result.stdout + result.stderr
+    )
     app = subprocess.run([str(venv / "bin" / "example-app"), "hi"], capture_output=True, text=True)
     assert app.returncode == 0 and 'args: ["hi"]' in app.stdout
+
+
+def test_pip_install_of_the_sdist_with_cargo_compiles_nothing_and_takes_seconds(
+    built: Built, plugin_wheel_dir: Path, tmp_path: Path
+) -> None:
+    """pip builds the wheel from the sdist into a temporary folder and keeps only the wheel: with cargo
+    on PATH it must still not compile launchers (a minute and hundreds of MB, thrown away)."""
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    cache, target = tmp_path / "pyaket-cache", tmp_path / "cargo-target"
+    env = {
+        **os.environ,
+        **find_links_env(plugin_wheel_dir),
+        "HATCH_PYAKET_CACHE_DIR": str(cache),
+        "CARGO_TARGET_DIR": str(target),
+        "PIP_NO_CACHE_DIR": "1",
+    }
+    assert subprocess.run(["cargo", "--version"], env=env, capture_output=True).returncode == 0
+    started = time.monotonic()
+    result = subprocess.run(
+        [str(venv / "bin" / "python"), "-m", "pip", "install", "-v", str(built.dist / "example_app-1.0.0.tar.gz")],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    seconds = time.monotonic() - started
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    output = result.stdout + result.stderr
+    assert "so the wheel is built without executables" in output and "HATCH_PYAKET_REQUIRED=1" in output
+    assert "Compiling" not in output
+    assert not target.exists() and not (cache / "target").exists() and not (cache / "blobs").exists()
+    # Isolated build env from PyPI (hatchling, packaging...) plus the wheel: seconds, never cargo's minute.
+    assert seconds < 45, f"pip install took {seconds:.0f} s"
+    print(f"pip install of the sdist with cargo on PATH: {seconds:.1f} s")
+    app = subprocess.run([str(venv / "bin" / "example-app"), "hi"], capture_output=True, text=True)
+    assert app.returncode == 0 and 'args: ["hi"]' in app.stdout
+
+
+def test_python_m_build_from_the_sdist_skips_the_executable_with_one_line(example_copy: Path) -> None:
+    result = build(example_copy)
+    dist = example_copy / "dist"
+    assert sorted(p.name for p in dist.iterdir()) == ["example_app-1.0.0-py3-none-any.whl", "example_app-1.0.0.tar.gz"]
+    lines = [line for line in result.stderr.splitlines() if line.startswith("pyaket:")]
+    assert len(lines) == 1, lines
+    assert "building from an sdist" in lines[0] and "python -m build --wheel" in lines[0]
+    assert "HATCH_PYAKET_REQUIRED=1" in lines[0]
 
 
 def test_a_release_build_without_rust_fails_clearly_or_skips_on_request(example_copy: Path) -> None:

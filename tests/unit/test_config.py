@@ -220,3 +220,87 @@ def test_hook_table_written_as_an_array_of_tables() -> None:
     with pytest.raises(ConfigError) as info:
         parse_config("host", facts(), host_triple=HOST, root=Path("/project"))  # type: ignore[arg-type]
     assert str(info.value.problems[0]) == f"{PATH}: must be a table ([{PATH}]), not 'host'"
+
+
+# --- extras -------------------------------------------------------------------------------------
+
+EXTRAS = ("brotli", "cli", "http2")
+
+
+def test_extras_global_and_per_target_are_validated_against_optional_dependencies() -> None:
+    config = parse(
+        {
+            "targets": ["host", "x86_64-pc-windows-msvc"],
+            "extras": ["CLI", "cli"],
+            "target": {"x86_64-pc-windows-msvc": {"extras": ["http2"]}},
+        },
+        optional_dependencies=EXTRAS,
+    )
+    linux, windows = config.targets
+    assert config.extras_for(linux) == ("cli",)
+    assert config.extras_for(windows) == ("cli", "http2")
+    assert config.warnings == ()
+
+
+def test_an_unknown_extra_names_its_path_value_and_the_known_extras() -> None:
+    found = problems(
+        {"extras": ["cli", "htp2"], "target": {HOST: {"extras": ["nope"]}}}, optional_dependencies=EXTRAS
+    )
+    assert found == [
+        f"{PATH}.extras[1]: 'htp2' is not an extra of this project ([project.optional-dependencies]); "
+        "did you mean 'http2'? it defines: brotli, cli, http2",
+        f'{PATH}.target."{HOST}".extras[0]: \'nope\' is not an extra of this project '
+        "([project.optional-dependencies]); it defines: brotli, cli, http2",
+    ]
+    assert problems({"extras": ["cli"]}) == [
+        f"{PATH}.extras[0]: 'cli' is not an extra of this project ([project.optional-dependencies]); "
+        "the project defines no extras"
+    ]
+    assert problems({"extras": "cli"}, optional_dependencies=EXTRAS) == [
+        f"{PATH}.extras: must be an array of strings, not 'cli'"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("value", "parsed"),
+    [
+        ("blackd:patched_main [d]", ("blackd:patched_main", ("d",))),
+        ("pkg.cli:main[cli, HTTP_2]", ("pkg.cli:main", ("cli", "http-2"))),
+        ("  pkg:main  ", ("pkg:main", ())),
+        ("pkg:main []", ("pkg:main", ())),
+        ("pkg:main [d", None),
+        ("pkg [d]", None),
+        ("pkg:main [d] [e]", None),
+        ("pkg:main [d e]", None),
+    ],
+)
+def test_entry_point_values_with_extras(value: str, parsed: tuple[str, tuple[str, ...]] | None) -> None:
+    from hatch_pyaket.config import parse_entry_point
+
+    assert parse_entry_point(value) == parsed
+
+
+def test_an_entry_point_s_extras_are_installed_and_never_reach_the_launcher() -> None:
+    config = parse({"script": "blackd"}, scripts={"black": "black:main", "blackd": "blackd:patched_main [d]"},
+                   optional_dependencies=("colorama", "d"))  # fmt: skip
+    (entry,) = config.entries
+    assert (entry.value, entry.extras) == ("blackd:patched_main", ("d",))
+    assert config.extras_for(config.targets[0]) == ("d",)
+    assert config.warnings == ()  # the entry point says what it needs
+
+
+def test_an_entry_point_needing_an_undefined_extra_is_refused() -> None:
+    assert problems({}, scripts={"app": "app:main [gui]"}, optional_dependencies=("cli",)) == [
+        f"{PATH}.script: script 'app' ([project.scripts]: 'app:main [gui]') needs the extra 'gui', which "
+        "[project.optional-dependencies] does not define (it defines: cli)"
+    ]
+
+
+def test_extras_nobody_asked_for_give_one_warning_that_extras_empty_silences() -> None:
+    (warning,) = parse({}, scripts={"httpx": "httpx:main"}, optional_dependencies=EXTRAS).warnings
+    assert warning.startswith(f"{PATH}.extras: the project has optional dependencies (brotli, cli, http2)")
+    assert "script 'httpx'" in warning and 'set extras = ["..."] (extras = [] silences this)' in warning
+    assert parse({"extras": []}, optional_dependencies=EXTRAS).warnings == ()
+    assert parse({}).warnings == ()  # no extras to miss
+    (module,) = parse({"module": "pkg.tool"}, optional_dependencies=EXTRAS).warnings
+    assert "module 'pkg.tool'" in module

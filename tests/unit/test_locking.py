@@ -29,6 +29,7 @@ def make_wheel(folder: Path, name: str, requires: list[str], version: str = "1.0
         archive.writestr(
             f"{name}-{version}.dist-info/WHEEL", "Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
         )
+        archive.writestr(f"{name}-{version}.dist-info/RECORD", "")  # uv reads it when resolving the wheel itself
     return wheel
 
 
@@ -186,6 +187,45 @@ def test_an_unresolvable_dependency_fails_clearly_against_pypi(tmp_path: Path, r
         locking.lock(
             wheel, uv=real_uv, python_version="3.12", target=parse_target("x86_64-pc-windows-msvc"), index_url=None
         )
+
+
+def test_a_lock_with_extras_has_their_dependencies_by_their_markers(tmp_path: Path, real_uv: Path) -> None:
+    wheel = make_wheel(
+        tmp_path,
+        "demo",
+        [
+            "colorama>=0.4",
+            'six; extra == "cli"',
+            'idna; extra == "cli" and sys_platform == "win32"',
+            'pytest; extra == "test"',
+        ],
+    )
+    linux = locking.lock(
+        wheel, uv=real_uv, python_version="3.12", target=parse_target("x86_64-unknown-linux-gnu"), index_url=None,
+        extras=("cli",),
+    )  # fmt: skip
+    assert set(pins(linux)) == {"colorama", "six"}, linux
+    windows = locking.lock(
+        wheel, uv=real_uv, python_version="3.12", target=parse_target("x86_64-pc-windows-msvc"), index_url=None,
+        extras=("cli",),
+    )  # fmt: skip
+    assert set(pins(windows)) == {"colorama", "six", "idna"}, windows
+    universal = locking.lock(wheel, uv=real_uv, python_version="3.12", target=None, index_url=None, extras=("cli",))
+    assert {pin.name: str(pin.marker) if pin.marker else "" for pin in locking.parse_lock(universal)} == {
+        "colorama": "", "six": "", "idna": 'sys_platform == "win32"'
+    }  # fmt: skip
+    # The app itself is not pinned (the launcher adds its wheel by hash), nor its path written into the lock.
+    assert str(tmp_path) not in universal and "demo" not in pins(universal)
+    assert locking.count_pins(universal) == 3
+
+
+def test_lock_command_line_with_extras(tmp_path: Path) -> None:
+    wheel = make_wheel(tmp_path / "w", "demo", ['six; extra == "cli"'])
+    uv = fake_uv(tmp_path, stdout="")
+    locking.lock(wheel, uv=uv, python_version="3.12", target=None, index_url=None, extras=("cli", "http2"))
+    call = json.loads((tmp_path / "uv-call.json").read_text())
+    assert call["stdin"] == f"demo[cli,http2] @ {wheel.resolve().as_uri()}\n"
+    assert call["argv"][call["argv"].index("--no-emit-package") + 1] == "demo"
 
 
 # --- wheels from a local index ------------------------------------------------------------------

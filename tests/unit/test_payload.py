@@ -56,3 +56,11 @@ def test_stale_files_are_removed(tmp_path: Path) -> None:
     stage(spec(tmp_path), folder)
     stage(spec(tmp_path, uv=None), folder)
     assert sorted(p.name for p in folder.iterdir()) == ["app-1.0-py3-none-any.whl", "manifest.json"]
+
+
+def test_extras_are_in_the_manifest_and_the_install_identity(tmp_path: Path) -> None:
+    plain = stage(spec(tmp_path), tmp_path / "a")
+    assert plain["extras"] == []
+    with_cli = stage(spec(tmp_path, extras=("cli",)), tmp_path / "b")
+    assert with_cli["extras"] == ["cli"]
+    assert with_cli["payload_hash"] != plain["payload_hash"]  # another install: other packages in the venv

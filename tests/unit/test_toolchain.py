@@ -90,3 +90,28 @@ def test_encoded_rustflags_are_extended_not_replaced() -> None:
     assert invocation.env["CARGO_ENCODED_RUSTFLAGS"].split("\x1f") == [
         "-C", "opt-level=1", "--remap-path-prefix=/ch=/cargo", "--remap-path-prefix=/tpl=/pyaket"
     ]  # fmt: skip
+
+
+def test_a_missing_extra_names_the_build_requirements_and_pip_only_outside_isolation(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(toolchain, "in_build_isolation", lambda: True)
+    isolated = toolchain.missing_extra_hint("zig", "a ziglang")
+    assert '[build-system] requires = ["hatchling", "hatch-pyaket[zig]"]' in isolated
+    assert "isolated build environment" in isolated and "pip install" not in isolated
+    monkeypatch.setattr(toolchain, "in_build_isolation", lambda: False)
+    plain = toolchain.missing_extra_hint("xwin", "a cargo-xwin")
+    assert '"hatch-pyaket[xwin]"]' in plain and "`pip install 'hatch-pyaket[xwin]'` into " in plain
+
+
+def test_build_isolation_is_told_by_where_the_plugin_lives(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import tempfile
+
+    # This checkout is not in the temp folder: a --no-isolation build or a test run.
+    monkeypatch.setattr(tempfile, "gettempdir", lambda: str(tmp_path))
+    assert toolchain.in_build_isolation() is False
+    isolated = tmp_path / "build-env-x/lib/site-packages/hatch_pyaket/toolchain.py"
+    monkeypatch.setattr(toolchain, "__file__", str(isolated))
+    assert toolchain.in_build_isolation() is True
+    monkeypatch.setattr(toolchain, "__file__", "/root/.cache/uv/builds-v0/.tmpAbC/lib/site-packages/hatch_pyaket/t.py")
+    assert toolchain.in_build_isolation() is True

@@ -248,8 +248,9 @@ fn build_version(p: &Payload, layout: &Layout, tmp: TempDir, out: &mut Out) -> R
             }
         }
         None => {
+            // Without a lock nothing else names the extras' dependencies.
             let mut cmd = pip_install(out)?;
-            cmd.arg(&wheel_req);
+            cmd.arg(with_extras(&wheel_req, p.extras));
             uv::run(cmd, "pip install <wheel>", &uv)?;
         }
     }
@@ -442,6 +443,14 @@ fn wheel_dist_name(wheel: &Path) -> Result<String> {
     }
 }
 
+/// `name @ url` with the extras after the name: `name[a,b] @ url`.
+fn with_extras(requirement: &str, extras: &[&str]) -> String {
+    match requirement.split_once(" @ ") {
+        Some((name, url)) if !extras.is_empty() => format!("{name}[{}] @ {url}", extras.join(",")),
+        _ => requirement.to_string(),
+    }
+}
+
 /// `file://` URL of an absolute path, percent-encoded: a requirements line
 /// cannot hold a raw path with spaces (`C:\Users\Jane Doe\...`) or `#`.
 /// Only on Windows is `\` a separator; on Unix it is a file name character.
@@ -538,8 +547,18 @@ fn install_python_archive(
 
 #[cfg(test)]
 mod tests {
-    use super::{file_url, is_cache_miss, wheel_dist_name};
+    use super::{file_url, is_cache_miss, wheel_dist_name, with_extras};
     use std::path::Path;
+
+    #[test]
+    fn extras_follow_the_name() {
+        let req = "httpx @ file:///a/httpx-0.28.1-py3-none-any.whl";
+        assert_eq!(with_extras(req, &[]), req);
+        assert_eq!(
+            with_extras(req, &["cli", "http2"]),
+            "httpx[cli,http2] @ file:///a/httpx-0.28.1-py3-none-any.whl"
+        );
+    }
 
     #[test]
     fn file_urls() {

@@ -125,7 +125,7 @@ impl Payload {
             .iter()
             .map(|f| (f.name, Json::Str(f.sha256)))
             .collect();
-        Json::Obj(vec![
+        let mut fields = vec![
             ("app", Json::Str(self.app)),
             ("version", Json::Str(self.version)),
             ("install_name", Json::Str(self.install_name)),
@@ -143,7 +143,17 @@ impl Payload {
             ("python_archive", Json::opt(self.python_archive)),
             ("python_interpreter", Json::opt(self.python_interpreter)),
             ("files", Json::Obj(files)),
-        ])
+        ];
+        // payload.py adds them only when there are some, so that payloads
+        // without extras kept the hash they had before the field existed.
+        if !self.extras.is_empty() {
+            fields.push(("extras", self.extras_json()));
+        }
+        Json::Obj(fields)
+    }
+
+    fn extras_json(&self) -> Json<'static> {
+        Json::List(self.extras.iter().map(|e| Json::Str(e)).collect())
     }
 
     /// The whole manifest as payload.py wrote it, minus `manifest_hash` itself.
@@ -188,6 +198,7 @@ impl Payload {
             ("self_command", Json::opt(self.self_command)),
             ("keep_versions", Json::Int(u64::from(self.keep_versions))),
             ("gui", Json::Bool(self.gui)),
+            ("extras", self.extras_json()),
             ("payload_hash", Json::Str(self.payload_hash)),
             ("files", Json::Obj(files)),
         ])
@@ -281,6 +292,17 @@ mod tests {
             wheels: Box::leak(wheels.into_boxed_slice()),
             python_archive: opt("python_archive"),
             python_interpreter: opt("python_interpreter"),
+            extras: Box::leak(
+                m["extras"]
+                    .as_array()
+                    .map(|a| {
+                        a.iter()
+                            .map(|e| leak(e.as_str().unwrap()))
+                            .collect::<Vec<_>>()
+                    })
+                    .unwrap_or_default()
+                    .into_boxed_slice(),
+            ),
             self_command: opt("self_command"),
             keep_versions: m["keep_versions"].as_u64().unwrap() as u32,
             gui: m["gui"].as_bool().unwrap(),

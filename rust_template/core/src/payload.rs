@@ -70,6 +70,8 @@ pub struct Payload {
     /// The interpreter's path inside `python_archive`; not used to find it
     /// (the launcher looks at the known places), but hashed like every field.
     pub python_interpreter: Option<&'static str>,
+    /// Extras of the app's wheel to install (normalized, sorted); see `install`.
+    pub extras: &'static [&'static str],
     pub self_command: Option<&'static str>,
     pub keep_versions: u32,
     pub gui: bool,

@@ -327,6 +327,7 @@ mod tests {
             wheels: &[],
             python_archive: None,
             python_interpreter: None,
+            extras: &[],
             self_command: None,
             keep_versions: 0,
             gui: false,

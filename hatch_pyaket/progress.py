@@ -1,0 +1,139 @@
+"""Progress for the slow steps of a build: downloads, and cargo runs with long silent stretches.
+
+Everything goes to `report` (the hook's `app.display_info`, i.e. stderr), one line at a time, so it
+shows in `hatch build` and `python -m build` as it happens, and in `pip install -v`.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+
+Report = Callable[[str], None]
+
+# Seconds without a line from cargo before we say what it is still doing.
+HEARTBEAT_SECONDS = 10.0
+# Seconds between two download lines (besides the 25/50/75/100 % marks).
+DOWNLOAD_INTERVAL = 5.0
+
+_UNIT_RE = re.compile(r"^\s*(Compiling|Downloading|Downloaded|Updating|Locking|Checking)\s+(\S+(?: v\S+)?)")
+
+# Units known to run long without a line, and why (shown in heartbeats).
+_SLOW_UNITS = {
+    "zstd-sys": "compiling the zstd C library, once per cargo target dir",
+    "pyaket-payload": "compressing the payload with zstd; uv alone is ~30 s of CPU the first time per uv version",
+    "pyaket-launcher": "optimizing and linking the executable with its payload",
+}
+
+
+def _describe(unit: str) -> str:
+    name = unit.split(" ", 1)[0]
+    why = _SLOW_UNITS.get(name)
+    return f"{unit} ({why})" if why else unit
+
+
+class Download:
+    """Reports a download's progress: at 25/50/75/100 % and at most every DOWNLOAD_INTERVAL seconds."""
+
+    def __init__(
+        self, what: str, total: int | None, report: Report | None, *, clock: Callable[[], float] = time.monotonic
+    ):
+        self.what = what
+        self.total = total if total and total > 0 else None
+        self.report = report
+        self.clock = clock
+        self.done = 0
+        self.started = clock()
+        self.last = self.started
+        self.next_mark = 25
+        if report:
+            size = f" ({_mib(self.total)})" if self.total else ""
+            report(f"pyaket: downloading {what}{size}")
+
+    def add(self, count: int) -> None:
+        self.done += count
+        if not self.report:
+            return
+        now = self.clock()
+        percent = min(100, self.done * 100 // self.total) if self.total else None
+        if percent == 100:
+            return  # the last line is `finish`'s
+        mark = percent is not None and percent >= self.next_mark
+        if mark or now - self.last >= DOWNLOAD_INTERVAL:
+            while percent is not None and self.next_mark <= percent:
+                self.next_mark += 25
+            shown = (
+                f"{_mib(self.done)} of {_mib(self.total or 0)} ({percent}%)" if percent is not None else _mib(self.done)
+            )
+            self.report(f"pyaket:   {self.what}: {shown}")
+            self.last = now
+
+    def finish(self) -> None:
+        if self.report:
+            seconds = self.clock() - self.started
+            self.report(f"pyaket:   {self.what}: {_mib(self.done)} in {seconds:.1f} s")
+
+
+def _mib(size: int) -> str:
+    return f"{size / (1 << 20):.1f} MiB" if size >= 1 << 20 else f"{size / 1024:.0f} KiB"
+
+
+def run_with_heartbeat(
+    command: Sequence[str],
+    env: Mapping[str, str],
+    report: Report,
+    *,
+    label: str = "cargo",
+    interval: float = HEARTBEAT_SECONDS,
+) -> int:
+    """Run `command`, passing its stderr lines through as they come (cargo's "Compiling x" lines), and
+    after `interval` seconds without a line, report what it is still busy with. Returns the exit code.
+
+    Cargo prints a line when a crate starts, none while a long one (a C library, our payload's
+    compression) runs, and shows no progress bar when stderr is not a terminal (as under a build
+    frontend): without the heartbeat a cold build looks hung for most of a minute.
+    """
+    process = subprocess.Popen(
+        list(command), env=dict(env), stdout=sys.stderr, stderr=subprocess.PIPE, text=True, errors="replace"
+    )
+    assert process.stderr is not None
+    state = {"last": time.monotonic(), "unit": ""}
+    lock = threading.Lock()
+
+    def forward() -> None:
+        assert process.stderr is not None
+        for line in process.stderr:
+            sys.stderr.write(line)
+            sys.stderr.flush()
+            match = _UNIT_RE.match(line)
+            with lock:
+                state["last"] = time.monotonic()
+                if match:
+                    state["unit"] = f"{match.group(1).lower()} {match.group(2)}"
+
+    reader = threading.Thread(target=forward, name="pyaket-cargo-stderr", daemon=True)
+    reader.start()
+    started = time.monotonic()
+    while True:
+        try:
+            code = process.wait(timeout=1.0)
+            break
+        except subprocess.TimeoutExpired:
+            pass
+        with lock:
+            quiet = time.monotonic() - float(state["last"])
+            unit = str(state["unit"])
+        if quiet >= interval:
+            if unit.startswith("compiling "):
+                doing = f"; last started: {_describe(unit.split(' ', 1)[1])}"
+            else:
+                doing = f"; {unit}" if unit else ""
+            report(f"pyaket: {label} still working ({time.monotonic() - started:.0f} s){doing}")
+            with lock:
+                state["last"] = time.monotonic()
+    reader.join(timeout=5)
+    return code
