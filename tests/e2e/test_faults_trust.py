@@ -179,9 +179,12 @@ def test_a_fine_root_works_and_gets_no_group_or_other_write_whatever_the_umask(e
 # --- A tampered executable --------------------------------------------------------------------------------
 
 
-def payload_dir() -> Path:
-    """The staged payload (manifest.json + files) the last build embedded."""
-    (folder,) = (target_dir(os.environ, cache_dir()) / "pyaket-payload").glob(f"*{HOST_TRIPLE}*")
+def payload_dir(exe: Path) -> Path:
+    """The staged payload (manifest.json + files) that `exe` embeds (the folder is the target's; other
+    tests sharing the cache stage other targets, e.g. `x86_64-unknown-linux-gnu.2.17`, beside it)."""
+    folder = target_dir(os.environ, cache_dir()) / "pyaket-payload" / HOST_TRIPLE
+    payload_hash = json.loads((folder / "manifest.json").read_text())["payload_hash"]
+    assert payload_hash.encode() in exe.read_bytes(), "the staged payload is not the one this executable embeds"
     return folder
 
 
@@ -218,8 +221,9 @@ def flipped(exe: Path, copy: Path, needle: bytes, at: int, *, text: bool) -> Pat
 
 
 def tampered_cases(exe: Path) -> dict[str, tuple[bytes, int, str]]:
-    manifest = json.loads((payload_dir() / "manifest.json").read_text())
-    uv = (payload_dir() / manifest["uv"]).read_bytes()
+    staged = payload_dir(exe)
+    manifest = json.loads((staged / "manifest.json").read_text())
+    uv = (staged / manifest["uv"]).read_bytes()
     frame0 = hashlib.sha256(frame_parts(uv)[0]).hexdigest().encode()
     blob = compressed_wheel(manifest)
     return {
