@@ -18,6 +18,7 @@ from packaging.utils import canonicalize_name
 
 from hatch_pyaket import cpython, winres
 from hatch_pyaket.errors import ConfigError, Problem
+from hatch_pyaket.signing_config import SigningConfig, parse_signing, unused_tables
 from hatch_pyaket.targets import Target, parse_target
 
 # Keys hatchling itself reads from every hook table; they are not ours to validate.
@@ -86,6 +87,7 @@ class PyaketConfig:
     target_options: Mapping[str, TargetOptions] = field(default_factory=dict)
     description: str = ""  # the project's summary, for Windows version information
     icon: Path | None = None  # a .ico file for Windows executables
+    signing: SigningConfig = field(default_factory=SigningConfig)  # signing.py; off unless configured
     warnings: tuple[str, ...] = ()  # settings that build but may fail later, each with its TOML path
 
     @property
@@ -145,6 +147,7 @@ KNOWN_KEYS = (
     "cargo-args",
     "env",
     "target",
+    "signing",
 )
 TARGET_KEYS = ("tool", "cargo-args", "env", "offline", "embed-python")
 # CPython minors a lock may be resolved for, oldest first (cpython.py owns the table).
@@ -306,6 +309,8 @@ def parse_config(
     cargo_args = tuple(r.string_list("cargo-args") or ())
     env = r.env_table("env")
     target_options = _parse_target_options(r, targets, host_triple, root)
+    signing = parse_signing(r, root)
+    warnings += unused_tables(signing, {t.os for t in targets}, path)
     lock_python = _lock_python(r, python, project)
     wants_exact = [key for key, on in (("offline", offline), ("embed-python", embed_python)) if on] + [
         f'target."{name}".{key}'
@@ -344,6 +349,7 @@ def parse_config(
         target_options=target_options,
         description=project.description,
         icon=icon,
+        signing=signing,
         warnings=tuple(str(w) for w in warnings),
     )
 
