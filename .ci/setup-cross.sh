@@ -41,7 +41,7 @@ log() { printf '[setup-cross %3ds] %s\n' "$((SECONDS - T0))" "$*" >&2; }
 APT_PKGS=(
   rustc-web cargo-web rust-web-src libstd-rust-web-dev libstd-rust-web-dev:arm64
   qemu-user libc6-arm64-cross libc6-i386 binutils gcc libc6-dev file
-  osslsigncode openssl
+  osslsigncode openssl softhsm2 libengine-pkcs11-openssl
 )
 [[ "${CROSS_SKIP_WINE:-0}" == 1 ]] || APT_PKGS+=(wine64)
 # shellcheck disable=SC2206

@@ -387,3 +387,61 @@ def test_bad_credentials_fail_before_anything_is_compiled(
     assert " with zigbuild: " not in output and "Compiling" not in output
     assert "not-the-password" not in output and P12_PASSWORD not in output
     assert time.monotonic() - started < 60
+
+
+SOFTHSM = Path("/usr/lib/softhsm/libsofthsm2.so")
+
+
+def test_a_pkcs11_token_signs_through_the_config(signed: SignedBuild, tmp_path: Path) -> None:
+    """A SoftHSM token holding the key: pkcs11-module + pkcs11-key + cert-file + pin-env, as configured."""
+    if not (SOFTHSM.is_file() and shutil.which("softhsm2-util")):
+        pytest.skip("SoftHSM is not installed (apt-get install softhsm2 libengine-pkcs11-openssl)")
+    pin = "4711-token-PIN"
+    (tmp_path / "tokens").mkdir()
+    conf = tmp_path / "softhsm2.conf"
+    conf.write_text(f"directories.tokendir = {tmp_path / 'tokens'}\nobjectstore.backend = file\nlog.level = ERROR\n")
+    env = {**os.environ, "SOFTHSM2_CONF": str(conf), "TEST_TOKEN_PIN": pin}
+    util = ["softhsm2-util", "--pin", pin]
+    subprocess.run([*util, "--init-token", "--free", "--label", "pyaket", "--so-pin", "12345678"], env=env, check=True,
+                   capture_output=True)  # fmt: skip
+    key8 = tmp_path / "key8.pem"
+    subprocess.run(["openssl", "pkcs8", "-topk8", "-nocrypt", "-in", str(signed.certs.key), "-out", str(key8)],
+                   check=True, capture_output=True)  # fmt: skip
+    subprocess.run([*util, "--import", str(key8), "--token", "pyaket", "--label", "codesign", "--id", "01"], env=env,
+                   check=True, capture_output=True)  # fmt: skip
+    from hatch_pyaket.config import ProjectFacts, parse_config
+
+    table = {
+        "targets": [WIN],
+        "signing": {
+            "windows": {
+                "pkcs11-module": str(SOFTHSM),
+                "pkcs11-key": "pkcs11:token=pyaket;object=codesign;type=private",
+                "cert-file": str(signed.certs.cert),
+                "pin-env": "TEST_TOKEN_PIN",
+                "timestamp-url": "none",
+            }
+        },
+    }
+    facts = ProjectFacts("example-app", "1.0.0", ">=3.9", {"example-app": "example_app.cli:main"}, {})
+    config = parse_config(table, facts, host_triple=WIN, root=tmp_path)
+    lines: list[str] = []
+    os.environ["SOFTHSM2_CONF"] = str(conf)  # osslsigncode inherits the build's environment
+    try:
+        signer = signing.preflight(
+            config.signing, config.targets, tmp_path / "scratch", report=lines.append, environ=env
+        )
+        assert signer is not None
+        with _unsigned_copy(signed, tmp_path) as exe:
+            signer.sign(exe, parse_target(WIN, WIN), "example-app")
+            verified = subprocess.run(
+                ["osslsigncode", "verify", "-CAfile", str(signed.certs.cert), "-in", str(exe)],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+    finally:
+        del os.environ["SOFTHSM2_CONF"]
+    assert verified.returncode == 0 and "Signature verification: ok" in verified.stdout, verified.stdout
+    assert pin not in "\n".join(lines)
+    assert any("-pkcs11module" in line for line in lines)
