@@ -245,9 +245,23 @@ class Signer:
         )
 
     def sign(self, path: Path, target: Target, entry: str) -> None:
-        """Sign `path` (an executable in the output folder) and atomically replace it with the signed one."""
+        """Sign `path` (an executable in the output folder) and atomically replace it with the signed one.
+
+        If signing fails, the unsigned file is removed from the output folder: a release step that
+        uploads `dist/*` must not ship it as if it were signed.
+        """
         if not self.applies_to(target):
             return
+        try:
+            work = self._sign(path, target, entry)
+        except BaseException:
+            path.unlink(missing_ok=True)
+            self.report(f"pyaket: removed the unsigned {path.name} from {path.parent}")
+            raise
+        if target.os == "macos" and self.macos is not None and self.macos.api_key is not None:
+            self.notarize(path, work)
+
+    def _sign(self, path: Path, target: Target, entry: str) -> Path:
         work = self.folder / "files" / target.name / entry
         work.mkdir(parents=True, exist_ok=True)
         signed = work / path.name
@@ -282,8 +296,7 @@ class Signer:
         elapsed = time.monotonic() - started
         self.timings.append((path.name, elapsed))
         self.report(f"pyaket: signed {path.name} in {elapsed:.2f} s")
-        if target.os == "macos" and self.macos is not None and self.macos.api_key is not None:
-            self.notarize(path, work)
+        return work
 
     def notarize(self, path: Path, work: Path) -> None:
         """Submit a zip of the signed executable to Apple's notary service (no stapling: bare executables can't be)."""
