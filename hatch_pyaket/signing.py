@@ -202,6 +202,8 @@ class MacosSigner:
             "--binary-identifier", identifier,
             "--timestamp-url", self.config.timestamp_url,
         ]  # fmt: skip
+        if self.config.team_id:
+            command += ["--team-name", self.config.team_id]
         if self.config.entitlements is not None:
             command += ["--entitlements-xml-file", str(self.config.entitlements)]
         return [*command, str(source), str(output)]

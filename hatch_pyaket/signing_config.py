@@ -29,6 +29,7 @@ MACOS_KEYS = (
     "p12-password-env",
     "p12-password-file",
     "identifier",
+    "team-id",
     "timestamp-url",
     "entitlements",
     "notarize",
@@ -97,6 +98,7 @@ class MacosSigning:
     where: str
     p12: P12
     identifier: str  # "" means the executable's base name
+    team_id: str  # "": rcodesign takes it from an Apple-issued certificate
     timestamp_url: str  # NO_TIMESTAMP for none
     entitlements: Path | None
     notarize: Notarize | None
@@ -228,6 +230,9 @@ def _parse_macos(parent: _Reader, root: Path) -> MacosSigning | None:
     identifier = r.string("identifier", "") or ""
     if identifier and not _IDENTIFIER_RE.match(identifier):
         r.problem("identifier", f"{identifier!r} is not a bundle identifier like 'com.example.app'")
+    team_id = r.string("team-id", "") or ""
+    if team_id and not re.match(r"^[A-Z0-9]{10}$", team_id):
+        r.problem("team-id", f"{team_id!r} is not an Apple team ID (10 capital letters or digits, like 'A1B2C3D4E5')")
     timestamp_url = _timestamp_url(r, APPLE_TIMESTAMP_URL)
     entitlements = _path(r, "entitlements", root, "an entitlements .plist")
     notarize = _parse_notarize(r, root) if "notarize" in r.table else None
@@ -235,7 +240,7 @@ def _parse_macos(parent: _Reader, root: Path) -> MacosSigning | None:
         r.problem("timestamp-url", 'is "none", but Apple notarizes only signatures with a secure timestamp')
     if p12 is None:
         return None
-    return MacosSigning(r.path, p12, identifier, timestamp_url, entitlements, notarize)
+    return MacosSigning(r.path, p12, identifier, team_id, timestamp_url, entitlements, notarize)
 
 
 def _plain_or_secret(r: _Reader, key: str, root: Path, what: str) -> Secret | str | None:

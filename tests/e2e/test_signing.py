@@ -141,6 +141,7 @@ def signed(tmp_path_factory: pytest.TempPathFactory, real_rcodesign: str) -> Ite
 p12-base64-env = "TEST_MACOS_P12"
 p12-password-env = "TEST_P12_PASSWORD"
 identifier = "{IDENTIFIER}"
+team-id = "TEAM123456"
 timestamp-url = "{tsa.url}"
 
 [tool.hatch.build.hooks.pyaket.signing.macos.notarize]
@@ -211,6 +212,8 @@ def test_macos_signature_has_runtime_identifier_cms_and_timestamp(signed: Signed
     assert signature.code_directories, "no CodeDirectory"
     for directory in signature.code_directories:
         assert directory.identifier == IDENTIFIER
+        assert directory.team_id == "TEAM123456"
+        assert directory.hash_type == 2  # SHA-256
         assert directory.flags & CS_RUNTIME, f"flags {directory.flags:#x} lack the hardened runtime"
         assert directory.code_limit == signature.data_offset
         check_page_hashes(exe, directory)
