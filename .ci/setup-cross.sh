@@ -12,6 +12,7 @@
 #   CROSS_EXTRA_APT="..."     more apt packages (e.g. libc6-armhf-cross libc6-riscv64-cross)
 #   CROSS_PY_ARM64=1          also unpack Debian's arm64 CPython into $CROSS_DIR/py-arm64
 #   CROSS_SKIP_WINE=1         skip wine64 and the Wine prefix
+#   CROSS_SKIP_RCODESIGN=1    do not install rcodesign (macOS signing) into the plugin's cache
 #
 # What env.sh gives (see the end of this file for the full list):
 #   PATH        $CROSS_DIR/bin first: cargo -> /usr/bin/cargo, rustc -> /usr/bin/rustc
@@ -40,6 +41,7 @@ log() { printf '[setup-cross %3ds] %s\n' "$((SECONDS - T0))" "$*" >&2; }
 APT_PKGS=(
   rustc-web cargo-web rust-web-src libstd-rust-web-dev libstd-rust-web-dev:arm64
   qemu-user libc6-arm64-cross libc6-i386 binutils gcc libc6-dev file
+  osslsigncode openssl softhsm2 libengine-pkcs11-openssl
 )
 [[ "${CROSS_SKIP_WINE:-0}" == 1 ]] || APT_PKGS+=(wine64)
 # shellcheck disable=SC2206
@@ -236,6 +238,14 @@ pyaket_cross_target_env() {
 }
 EOF
 mv -f "$ENV_FILE.tmp" "$ENV_FILE"
+
+# ---------------------------------------------------------------- rcodesign (macOS signing)
+# Installed by the plugin itself into its cache (HATCH_PYAKET_CACHE_DIR, else ~/.cache/hatch-pyaket),
+# where builds and tests/e2e/test_signing.py find it: ~3 minutes once, then reused.
+if [[ "${CROSS_SKIP_RCODESIGN:-0}" != 1 ]] && "$PYTHON" -c 'import hatch_pyaket.rcodesign' 2>/dev/null; then
+  log "rcodesign for macOS signing (python -m hatch_pyaket.rcodesign)"
+  "$PYTHON" -m hatch_pyaket.rcodesign >/dev/null
+fi
 
 log "done; environment for cross builds (also in $ENV_FILE):"
 cat "$ENV_FILE"

@@ -18,6 +18,7 @@ from packaging.utils import canonicalize_name
 
 from hatch_pyaket import cpython, winres
 from hatch_pyaket.errors import ConfigError, Problem
+from hatch_pyaket.signing_config import SigningConfig, parse_signing, unused_tables
 from hatch_pyaket.targets import Target, parse_target
 
 # Keys hatchling itself reads from every hook table; they are not ours to validate.
@@ -91,6 +92,7 @@ class PyaketConfig:
     target_options: Mapping[str, TargetOptions] = field(default_factory=dict)
     description: str = ""  # the project's summary, for Windows version information
     icon: Path | None = None  # a .ico file for Windows executables
+    signing: SigningConfig = field(default_factory=SigningConfig)  # signing.py; off unless configured
     warnings: tuple[str, ...] = ()  # settings that build but may fail later, each with its TOML path
     extras: tuple[str, ...] = ()  # the project's extras installed with it, normalized (entry points' ones included)
 
@@ -157,6 +159,7 @@ KNOWN_KEYS = (
     "env",
     "target",
     "extras",
+    "signing",
 )
 TARGET_KEYS = ("tool", "cargo-args", "env", "offline", "embed-python", "extras")
 # CPython minors a lock may be resolved for, oldest first (cpython.py owns the table).
@@ -320,6 +323,8 @@ def parse_config(
     env = r.env_table("env")
     target_options = _parse_target_options(r, targets, host_triple, root, project)
     _warn_about_extras(r, project, entries, extras, target_options, warnings)
+    signing = parse_signing(r, root)
+    warnings += unused_tables(signing, {t.os for t in targets}, path)
     lock_python = _lock_python(r, python, project)
     wants_exact = [key for key, on in (("offline", offline), ("embed-python", embed_python)) if on] + [
         f'target."{name}".{key}'
@@ -358,6 +363,7 @@ def parse_config(
         target_options=target_options,
         description=project.description,
         icon=icon,
+        signing=signing,
         warnings=tuple(str(w) for w in warnings),
         extras=tuple(sorted({*(extras or ()), *(e for entry in entries for e in entry.extras)})),
     )

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hatch_pyaket import artifacts, fetch, fsio, locking, payload, pythons, toolchain, winres
+from hatch_pyaket import artifacts, fetch, fsio, locking, payload, pythons, signing, toolchain, winres
 from hatch_pyaket.config import Entry, PyaketConfig
 from hatch_pyaket.errors import BuildError, PyaketError
 from hatch_pyaket.targets import Target
@@ -81,6 +81,7 @@ class BuildContext:
     scratch: Path  # temporary files of this build
     report: Report
     locks: dict[str, str] = field(default_factory=dict)  # lock text per resolution (universal or a target)
+    signer: signing.Signer | None = None  # None: no target of this build is signed
 
 
 @dataclass(frozen=True)
@@ -226,6 +227,10 @@ def build_target(
             placed = artifacts.place(
                 built, destination, payload_hash=str(staged["payload_hash"]), label=f"{target.name} [{entry.name}]"
             )
+        if ctx.signer is not None and ctx.signer.applies_to(target):
+            # Before recording: SHA256SUMS and the manifest must describe the signed bytes.
+            ctx.signer.sign(placed.path, target, entry.name)
+            placed = signing.placed_after_signing(placed.path)
         made.append(
             artifacts.record(
                 placed,
@@ -257,6 +262,8 @@ def build_executables(
     failures: list[tuple[str, str]] = []
     with tempfile.TemporaryDirectory(prefix="pyaket-") as scratch:
         ctx = BuildContext(cache, template_copy(cache), target_dir(environ, cache), Path(scratch), report)
+        # Before any compile: a missing tool or a bad credential fails here, in seconds.
+        ctx.signer = signing.preflight(config.signing, config.targets, ctx.scratch, report=report, environ=environ)
         for target in config.targets:
             try:
                 made += build_target(config, app, target, wheel, output_dir, ctx)
