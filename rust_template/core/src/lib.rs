@@ -11,7 +11,9 @@ mod install;
 mod integrity;
 mod lock;
 mod manage;
+mod out;
 mod payload;
+mod python_archive;
 pub mod record;
 mod run;
 mod secure;
@@ -90,7 +92,7 @@ fn report_error(p: &Payload, err: &anyhow::Error) {
         // Not into dirs others can write to: install.log could be a planted symlink.
         if let Ok(layout) = dirs::Layout::new(p).and_then(|l| secure::check_layout(&l).map(|()| l))
         {
-            if let Ok(mut log) = install::open_log(&layout) {
+            if let Ok(mut log) = out::open_log(&layout) {
                 let _ = writeln!(log, "error: {err:#}");
             }
         }

@@ -6,7 +6,8 @@ use std::io::{self, Write};
 use anyhow::{Context, Result};
 
 use crate::dirs::{env_nonempty, Layout};
-use crate::install::{self, Out};
+use crate::install;
+use crate::out::Out;
 use crate::{lock, record, secure, shared_uv, versions, Payload};
 
 // println! panics on a closed pipe (`app self check | head -1`); a broken

@@ -15,7 +15,8 @@ use anyhow::{bail, Context, Result};
 use sha2::{Digest, Sha256};
 
 use crate::dirs::Layout;
-use crate::install::{self, Out};
+use crate::install;
+use crate::out::Out;
 use crate::Payload;
 
 /// An installed file that is not what its RECORD says.

@@ -126,7 +126,7 @@ fn delete_claimed(layout: &Layout, dir: &Path, claim: Claim) -> Result<()> {
 /// Moves `dir` out of the way atomically (so a half-deleted version never
 /// looks installed), then deletes it.
 fn delete(layout: &Layout, dir: &Path) -> Result<()> {
-    let trash = layout.app_dir.join(crate::install::tmp_name("rm-"));
+    let trash = layout.app_dir.join(crate::atomic::tmp_name("rm-"));
     fs::rename(dir, &trash).with_context(|| format!("removing {}", dir.display()))?;
     fs::remove_dir_all(&trash).with_context(|| format!("removing {}", dir.display()))
 }
