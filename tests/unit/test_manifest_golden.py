@@ -39,6 +39,7 @@ def golden_spec() -> PayloadSpec:
         wheels=(Path("colorama-0.4.6-py2.py3-none-any.whl"), Path("z\u00fcrich-1.0-py3-none-any.whl")),
         python_archive=Path("cpython.tar.gz"),
         python_interpreter="python/bin/python3",
+        entry_name="caf\u00e9-app",
     )
 
 

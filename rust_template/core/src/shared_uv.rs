@@ -85,7 +85,7 @@ pub(crate) fn status(root: &Path, file: &PayloadFile, version: &str) -> (PathBuf
     (exe, status)
 }
 
-/// One line for `self check` on stdout; true if the shared uv is damaged.
+/// One line for `check` on stdout; true if the shared uv is damaged.
 pub(crate) fn print_check(p: &crate::Payload, layout: &crate::dirs::Layout) -> bool {
     use std::io::Write;
     let (Some(name), None) = (p.uv, crate::dirs::env_nonempty("PYAKET_UV")) else {
@@ -98,8 +98,9 @@ pub(crate) fn print_check(p: &crate::Payload, layout: &crate::dirs::Layout) -> b
     let line = match &status {
         Status::Ok => format!("ok    shared uv {}", exe.display()),
         Status::Damaged(why) => format!(
-            "FAIL  shared uv {}: damaged ({why}); the next install or `self restore` replaces it",
-            exe.display()
+            "FAIL  shared uv {}: damaged ({why}); the next install or {} replaces it",
+            exe.display(),
+            crate::manage::how_to_run(p, "restore")
         ),
         Status::Missing => format!("-     shared uv {}: not unpacked yet", exe.display()),
     };
