@@ -248,7 +248,7 @@ pub(crate) fn sync_dir(path: &Path) -> Result<()> {
 /// ms), and 160-195 ms with 400 MB of another program's dirty data pending.
 /// That cost grows with others' pending writes, but only once per version;
 /// worth it. Other systems have no syncfs: there the marker alone is
-/// flushed, and a venv damaged by a crash is `self restore`'s job.
+/// flushed, and a venv damaged by a crash is `restore`'s job.
 pub(crate) fn flush_tree(dir: &Path) -> Result<()> {
     #[cfg(target_os = "linux")]
     {

@@ -3,7 +3,7 @@
 //! Everything happens under the app lock in a temp dir of the app dir
 //! ([`TempDir`]), renamed to the version dir only after the marker is
 //! written, so a version dir either is complete or does not exist. A crash
-//! leaves only the temp dir, which the next install (or `self clean`)
+//! leaves only the temp dir, which the next install (or `clean`)
 //! removes once its owner is gone.
 //!
 //! How uv installs, and why (figures: uv 0.13.9, warm uv cache, ext4, two
@@ -98,8 +98,8 @@ pub(crate) fn install_locked(p: &Payload, layout: &Layout, out: &mut Out) -> Res
 
 /// Removes the temp dirs of crashed installs and uv extractions under the
 /// install root (those whose owner process is gone; see [`atomic`]) and
-/// returns how many. Every install does it; `self clean` should too, under
-/// the app lock like an install (a live `self remove` elsewhere holds it
+/// returns how many. Every install does it; `clean` should too, under
+/// the app lock like an install (a live `remove` elsewhere holds it
 /// while deleting its `.tmp-rm-*` dir, which has no owner file).
 pub(crate) fn remove_stale_temps(layout: &Layout) -> usize {
     atomic::clean_stale(&layout.app_dir)

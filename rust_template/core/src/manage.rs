@@ -16,7 +16,7 @@ use crate::install;
 use crate::out::Out;
 use crate::{lock, record, secure, shared_uv, versions, Payload};
 
-// println! panics on a closed pipe (`app self check | head -1`); a broken
+// println! panics on a closed pipe (`PYAKET_SELF=check app | head -1`); a broken
 // pipe is not worth an abort.
 macro_rules! outln {
     ($($arg:tt)*) => {{ let _ = writeln!(io::stdout(), $($arg)*); }};
@@ -74,7 +74,7 @@ pub(crate) fn run(p: &Payload, args: &[OsString]) -> Result<i32> {
     }
 }
 
-/// A GUI-subsystem program starts without a console, so `app self info` typed in a terminal would
+/// A GUI-subsystem program starts without a console, so `PYAKET_SELF=info app` typed in a terminal would
 /// print nothing: write to the terminal's console instead. Redirected output (a pipe, a file)
 /// already has valid handles and is left alone.
 #[cfg(windows)]

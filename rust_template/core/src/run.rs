@@ -217,7 +217,7 @@ fn errno(err: &io::Error) -> Errno {
 /// A renamed or symlinked program keeps the name it was started as: the
 /// user chose it ([`exe_path`]). Costs one stat, only for a release name.
 fn app_argv0(p: &Payload, venv: &Path, argv0: Option<OsString>) -> OsString {
-    let file_name = match &argv0 {
+    let file_name = match argv0.as_ref().filter(|a| !a.is_empty()) {
         Some(arg) => Path::new(arg).file_name().map(|n| n.to_os_string()),
         None => std::env::current_exe()
             .ok()
