@@ -149,7 +149,7 @@ fn invocations(program: &str, word: Option<&str>, command: &str) -> Vec<String> 
 
 /// How the user can run this program again: argv[0] as typed (a path or a
 /// name found on PATH), else the executable's path; quoted for a shell.
-pub(crate) fn program_name(argv0: Option<&OsString>) -> String {
+fn program_name(argv0: Option<&OsString>) -> String {
     let name = match argv0.filter(|a| !a.is_empty()) {
         Some(a) => a.to_string_lossy().into_owned(),
         None => std::env::current_exe()
