@@ -845,7 +845,7 @@ class Bench:
                 result.warm_rss.extend(x for x in [run_measured(cmd, env=env, cwd=cwd, rss=True).maxrss_kb] if x)
         hp = results.get("hatch-pyaket")
         if hp and hp.exe and hp.home and app.key == "example":
-            info = [run_measured([hp.exe, "self", "info"], env=hp.run_env, cwd=hp.home / "cwd", rss=True)
+            info = [run_measured([hp.exe], env={**hp.run_env, "PYAKET_SELF": "info"}, cwd=hp.home / "cwd", rss=True)
                     for _ in range(self.args.rss_runs)]
             self.launcher["self_info_rss_kb"] = median(s.maxrss_kb for s in info if s.maxrss_kb)
         return {"floor": floor, "floor-c": floor_c}
@@ -1156,7 +1156,7 @@ def launcher_lines(bench: Bench) -> list[str]:
         out.append(f"  executable with uv embedded: {size_text(embed_exe)} = " + " + ".join(parts))
     rss = data.get("self_info_rss_kb")
     if rss:
-        out.append(f"  launcher alone (`self info`, no Python): peak RSS {size_text(rss * 1024)}")
+        out.append(f"  launcher alone (`PYAKET_SELF=info`, no Python): peak RSS {size_text(rss * 1024)}")
     return out
 
 

@@ -31,7 +31,9 @@ PROFILES = {"size": "release", "speed": "release-speed"}
 UV_SOURCES = ("embed", "path")
 DEFAULT_UV_VERSION = "0.13.9"
 DEFAULT_VENDOR = "pyaket"
-DEFAULT_SELF_COMMAND = "self"
+# No word is reserved: every argument reaches the app (`hatch self ...` is hatch's own command);
+# management runs through PYAKET_SELF=<command>. `self-command = "self"` opts a word in.
+DEFAULT_SELF_COMMAND: str | None = None
 DEFAULT_KEEP_VERSIONS = 2
 # The launcher reads it as a u32; no one keeps more versions than this, and a typo should not compile.
 MAX_KEEP_VERSIONS = 1000
@@ -550,10 +552,10 @@ def _is_known_release(r: _Reader, python: str, warnings: list[Problem]) -> bool:
 
 def _parse_self_command(r: _Reader) -> str | None:
     value = r.table.get("self-command", DEFAULT_SELF_COMMAND)
-    if value is False:
+    if value is None or value is False:
         return None
     if not isinstance(value, str) or not value or value.startswith("-") or any(c.isspace() for c in value):
-        r.problem("self-command", f"must be a word such as 'self' (or false to turn it off), not {_show(value)}")
+        r.problem("self-command", f"must be a word such as 'self' (or false for none, the default), not {_show(value)}")
         return DEFAULT_SELF_COMMAND
     return value
 

@@ -44,6 +44,7 @@ class PayloadSpec:
     python_archive: Path | None = None  # an install_only Python build
     python_interpreter: str = ""  # the interpreter's path inside that archive
     extras: tuple[str, ...] = ()  # the app's extras, installed with its wheel (normalized, sorted)
+    entry_name: str = ""  # the executable's base name (script or project name); the launcher derives argv[0] from it
 
     @property
     def lock_key(self) -> str | None:
@@ -80,7 +81,7 @@ def manifest(spec: PayloadSpec, digests: Mapping[str, str], sizes: Mapping[str, 
         "install_name": spec.install_name,
         "vendor": spec.vendor,
         "target": spec.target,
-        "entry": {"kind": spec.entry_kind, "value": spec.entry_value},
+        "entry": {"kind": spec.entry_kind, "value": spec.entry_value, "name": spec.entry_name},
         "python": spec.python,
         "wheel": spec.wheel.name,
         "uv": spec.uv.name if spec.uv is not None else None,

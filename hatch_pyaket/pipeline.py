@@ -155,6 +155,7 @@ def _payload_spec(
         target=target.name,
         entry_kind=entry.kind,
         entry_value=entry.value,
+        entry_name=entry.name,
         python=config.python,
         wheel=wheel,
         uv=uv,

@@ -192,6 +192,14 @@ fn run() -> Result<(), String> {
     if entry_value.trim().is_empty() {
         return Err("`entry.value` is empty".into());
     }
+    // The launcher compares it with its own file name (run.rs): a separator
+    // could never match.
+    let entry_name = entry.str("name")?;
+    if entry_name.contains(['/', '\\']) {
+        return Err(format!(
+            "`entry.name` {entry_name:?} holds a path separator"
+        ));
+    }
 
     let app = m.str("app")?;
     let version = m.str("version")?;
@@ -260,7 +268,7 @@ fn run() -> Result<(), String> {
     let whole = json!({
         "schema": schema, "app": app, "version": version, "install_name": install_name,
         "vendor": vendor, "target": target,
-        "entry": {"kind": entry.str("kind")?, "value": entry_value},
+        "entry": {"kind": entry.str("kind")?, "value": entry_value, "name": entry_name},
         "python": python, "wheel": wheel, "uv": uv, "uv_version": uv_version, "lock": lock,
         "wheels": wheels, "python_archive": python_archive,
         "python_interpreter": python_interpreter, "self_command": self_command,
@@ -291,7 +299,7 @@ fn run() -> Result<(), String> {
          \x20   install_name: {install_name:?},\n\
          \x20   vendor: {vendor:?},\n\
          \x20   target: {target:?},\n\
-         \x20   entry: pyaket_core::Entry {{ kind: pyaket_core::EntryKind::{kind}, value: {entry_value:?} }},\n\
+         \x20   entry: pyaket_core::Entry {{ kind: pyaket_core::EntryKind::{kind}, value: {entry_value:?}, name: {entry_name:?} }},\n\
          \x20   python: {python:?},\n\
          \x20   wheel: {wheel:?},\n\
          \x20   uv: {uv:?},\n\

@@ -34,7 +34,9 @@ def find_links_env(plugin_wheels: Path) -> dict[str, str]:
 
 
 def executables(dist: Path) -> list[Path]:
-    return sorted(p for p in dist.iterdir() if p.is_file() and p.suffix not in {".whl", ".gz", ".json"} and p.name != "SHA256SUMS")
+    return sorted(
+        p for p in dist.iterdir() if p.is_file() and p.suffix not in {".whl", ".gz", ".json"} and p.name != "SHA256SUMS"
+    )
 
 
 def run(
@@ -63,3 +65,16 @@ def installed_versions(install_root: Path, app: str = "example-app", vendor: str
         return []
     # Version folders are `<version>-<hash>`; `python-<hash>` holds an embedded Python, `.tmp-*` an install.
     return sorted(p for p in app_dir.iterdir() if p.is_dir() and p.name[:1].isdigit())
+
+
+def manage(
+    exe: Path,
+    command: str,
+    args: Sequence[str] = (),
+    *,
+    install_root: Path,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 300,
+) -> subprocess.CompletedProcess[str]:
+    """A management command, the way every build answers it: `PYAKET_SELF=<command> <exe> [args]`."""
+    return run(exe, args, install_root=install_root, env={**(env or {}), "PYAKET_SELF": command}, timeout=timeout)

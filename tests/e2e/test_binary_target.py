@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT
-from tests.e2e.helpers import HOST_TRIPLE, find_links_env, installed_versions, run
+from tests.e2e.helpers import HOST_TRIPLE, find_links_env, installed_versions, manage, run
 
 pytestmark = pytest.mark.e2e
 
@@ -116,7 +116,7 @@ def test_binary_launchers_install_once_and_run_their_script(hatch_build: HatchBu
     assert "first run" not in tool.stderr
     assert len(installed_versions(install_root)) == 1
 
-    info = run(binary / "example-tool-1.0.0", ["self", "info"], install_root=install_root)
+    info = manage(binary / "example-tool-1.0.0", "info", install_root=install_root)
     assert info.returncode == 0 and f"target       {HOST_TRIPLE}" in info.stdout
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT
-from tests.e2e.helpers import HOST_TRIPLE, build, installed_versions, run
+from tests.e2e.helpers import HOST_TRIPLE, build, installed_versions, manage, run
 
 pytestmark = pytest.mark.e2e
 
@@ -183,7 +183,7 @@ def test_kill_9_at_any_time_leaves_nothing_the_next_run_does_not_clean(exe: Path
         after = run(exe, ["x"], install_root=root)
         assert_runs(after)
         assert temps(root) == [], f"delay {delay}"
-        assert run(exe, ["self", "clean"], install_root=root).returncode == 0
+        assert manage(exe, "clean", install_root=root).returncode == 0
         assert temps(root) == [] and len(markers(root)) == 1
     assert killed_during_unpack
 
@@ -232,25 +232,25 @@ def test_a_zeroed_shared_uv_is_reported_and_replaced(exe: Path, install_root: Pa
         size = uv.stat().st_size
         uv.write_bytes(bytes(size))  # same size: a size check alone would trust it
 
-    check = run(exe, ["self", "check"], install_root=install_root)
+    check = manage(exe, "check", install_root=install_root)
     assert check.returncode == 0 and f"ok    shared uv {uv}" in check.stdout
     zero()
-    check = run(exe, ["self", "check"], install_root=install_root)
+    check = manage(exe, "check", install_root=install_root)
     assert check.returncode == 1 and f"FAIL  shared uv {uv}: damaged" in check.stdout, check.stdout
 
-    assert run(exe, ["self", "remove"], install_root=install_root).returncode == 0
+    assert manage(exe, "remove", install_root=install_root).returncode == 0
     assert_runs(run(exe, ["x"], install_root=install_root))
     assert hashlib.sha256(uv.read_bytes()).hexdigest() == good
 
     zero()
-    restore = run(exe, ["self", "restore"], install_root=install_root)
+    restore = manage(exe, "restore", install_root=install_root)
     assert restore.returncode == 0, restore.stderr
     assert hashlib.sha256(uv.read_bytes()).hexdigest() == good
-    assert "ok    shared uv" in run(exe, ["self", "check"], install_root=install_root).stdout
+    assert "ok    shared uv" in manage(exe, "check", install_root=install_root).stdout
     assert temps(install_root) == []
 
     shutil.rmtree(install_root / ".pyaket")
-    assert "not unpacked yet" in run(exe, ["self", "check"], install_root=install_root).stdout
+    assert "not unpacked yet" in manage(exe, "check", install_root=install_root).stdout
 
 
 def test_a_uv_for_another_machine_is_named_with_the_reason(exe: Path, install_root: Path, tmp_path: Path) -> None:

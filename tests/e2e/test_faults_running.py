@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.helpers import installed_versions, run
+from tests.e2e.helpers import installed_versions, manage, run
 from tests.e2e.test_self_commands import build_variant
 
 pytestmark = [pytest.mark.e2e, pytest.mark.skipif(os.name != "posix", reason="uses POSIX signals and flock")]
@@ -88,7 +88,7 @@ def test_runs_survive_restore_and_clean_beside_them(versions: dict[str, Path], i
     while runner.is_alive():
         time.sleep(0.2)
         command = next(commands)
-        managed.append(run(exe if command == "restore" else other, ["self", command], install_root=install_root))
+        managed.append(manage(exe if command == "restore" else other, command, install_root=install_root))
     runner.join()
     assert len(managed) >= 4
     for result in managed:
@@ -112,7 +112,7 @@ def test_pruning_keeps_a_running_version_until_a_later_prune(versions: dict[str,
     assert (v1 / ".pyaket-installed").is_file()
     finish_sleeping(first)
 
-    cleaned = run(versions["1.0.2"], ["self", "clean"], install_root=install_root)
+    cleaned = manage(versions["1.0.2"], "clean", install_root=install_root)
     assert cleaned.returncode == 0 and "removed 1 other version(s)" in cleaned.stderr, cleaned.stderr
     assert [p.name[:5] for p in installed_versions(install_root)] == ["1.0.2"]
 
@@ -122,7 +122,7 @@ def test_remove_waits_for_the_running_app_then_gives_up(versions: dict[str, Path
     app = start_sleeping(exe, install_root, 6)
     v1 = version_dir(install_root, "1.0.0")
     began = time.monotonic()
-    removed = run(exe, ["self", "remove"], install_root=install_root, env={"PYAKET_LOCK_TIMEOUT": "2"})
+    removed = manage(exe, "remove", install_root=install_root, env={"PYAKET_LOCK_TIMEOUT": "2"})
     assert 2 <= time.monotonic() - began < 10
     assert removed.returncode == 1
     assert f"waiting: {v1} is in use by a running app (held by pid {app.pid})" in removed.stderr, removed.stderr
@@ -139,7 +139,7 @@ def test_remove_waits_for_the_running_app_then_gives_up(versions: dict[str, Path
 
     # With time enough, remove waits for the app to exit, then removes.
     app = start_sleeping(exe, install_root, 1)
-    removed = run(exe, ["self", "remove"], install_root=install_root)
+    removed = manage(exe, "remove", install_root=install_root)
     assert removed.returncode == 0, removed.stderr
     assert "waiting: " in removed.stderr and f"removed {v1}" in removed.stderr
     finish_sleeping(app)
@@ -220,18 +220,18 @@ def test_exec_failures_say_why(versions: dict[str, Path], install_root: Path) ->
     assert "argument list too long" in result.stderr, result.stderr
     assert "base Python" not in result.stderr and "<this program>" not in result.stderr
 
-    # The venv's interpreter is gone: the message names this very program and its self-command.
+    # The venv's interpreter is gone: the message names this very program and how to restore it.
     venv_python = version_dir(install_root, "1.0.0") / "venv" / "bin" / "python"
     venv_python.rename(venv_python.with_name("python.away"))
     broken = run(exe, [], install_root=install_root)
     assert broken.returncode == 1, broken.stderr
     assert f"error: cannot start {venv_python}: it is missing" in broken.stderr
-    assert f"reinstall it with `{exe} self restore`" in broken.stderr, broken.stderr
-    assert run(exe, ["self", "restore"], install_root=install_root).returncode == 0
+    assert f"reinstall it with `PYAKET_SELF=restore {exe}`" in broken.stderr, broken.stderr
+    assert manage(exe, "restore", install_root=install_root).returncode == 0
     assert run(exe, [], install_root=install_root).returncode == 0
 
 
 def test_help_documents_the_lock_timeout(versions: dict[str, Path], install_root: Path) -> None:
-    shown = run(versions["1.0.0"], ["self", "help"], install_root=install_root)
+    shown = manage(versions["1.0.0"], "help", install_root=install_root)
     assert shown.returncode == 0
     assert re.search(r"(?m)^  PYAKET_LOCK_TIMEOUT .*\n.*\(default 300\)$", shown.stdout), shown.stdout

@@ -18,7 +18,7 @@ import pytest
 from hatch_pyaket.fetch import cache_dir
 from hatch_pyaket.pipeline import target_dir
 from tests.conftest import ROOT
-from tests.e2e.helpers import HOST_TRIPLE, build, installed_versions, run
+from tests.e2e.helpers import HOST_TRIPLE, build, installed_versions, manage, run
 
 pytestmark = pytest.mark.e2e
 
@@ -54,7 +54,7 @@ def root(tmp_path: Path) -> Path:
 
 
 def info(exe: Path, root: Path) -> dict[str, str]:
-    result = run(exe, ["self", "info"], install_root=root)
+    result = manage(exe, "info", install_root=root)
     assert result.returncode == 0, result.stderr
     return {line[:13].strip(): line[13:] for line in result.stdout.splitlines()}
 
@@ -71,7 +71,7 @@ def plant(exe: Path, root: Path, sentinel: Path) -> None:
     python.chmod(0o755)
     (version_dir / ".pyaket-installed").write_text("planted\n")
     uv = Path(re.search(r"unpacked once into (.+)\)", shown["uv"])[1])  # type: ignore[index]
-    size = int(re.search(r"(?m)^ok    uv \((\d+) bytes\)", run(exe, ["self", "check"], install_root=root).stdout)[1])  # type: ignore[index]
+    size = int(re.search(r"(?m)^ok    uv \((\d+) bytes\)", manage(exe, "check", install_root=root).stdout)[1])  # type: ignore[index]
     uv.parent.mkdir(parents=True)
     uv.write_bytes(script.encode().ljust(size, b"#"))
     uv.chmod(0o755)
@@ -92,10 +92,10 @@ def test_a_root_others_can_write_is_refused_and_nothing_runs_from_it(
     sentinel = tmp_path / "pwned"
     plant(exe, root, sentinel)
     root.chmod(mode)
-    for args in ([], ["self", "restore"]):
-        result = run(exe, args, install_root=root)
+    for command in ("", "restore"):  # an empty PYAKET_SELF runs the app
+        result = manage(exe, command, install_root=root)
         assert_refused(result, root, f"mode {mode:04o}", f"chmod go-w {root}", "PYAKET_INSTALL_DIR")
-    checked = run(exe, ["self", "check"], install_root=root)
+    checked = manage(exe, "check", install_root=root)
     assert checked.returncode == 1 and f"FAIL  install dirs: refusing to use the install root {root}" in checked.stdout
     # Without the planted venv, a first run would start the planted uv: refused too.
     shutil.rmtree(next(root.glob(f"{VENDOR}/example-app/1.0.0-*")))
@@ -173,7 +173,7 @@ def test_a_fine_root_works_and_gets_no_group_or_other_write_whatever_the_umask(e
     assert oct(version_dir.stat().st_mode & 0o777) == oct(0o755)
     warm = run(exe, ["again"], install_root=root)
     assert warm.returncode == 0 and "installing into" not in warm.stderr
-    assert run(exe, ["self", "check"], install_root=root).returncode == 0
+    assert manage(exe, "check", install_root=root).returncode == 0
 
 
 # --- A tampered executable --------------------------------------------------------------------------------
@@ -238,11 +238,11 @@ def tampered_cases(exe: Path) -> dict[str, tuple[bytes, int, str]]:
 
 @pytest.mark.parametrize("region", ["entry", "python request", "vendor", "wheel data", "frame table"])
 def test_a_flipped_byte_fails_check_and_the_first_run(exe: Path, root: Path, tmp_path: Path, region: str) -> None:
-    assert run(exe, ["self", "check"], install_root=root).returncode == 0
+    assert manage(exe, "check", install_root=root).returncode == 0
     needle, at, named = tampered_cases(exe)[region]
     # The wheel blob's first bytes locate it; the flipped byte is in its middle.
     bad = flipped(exe, tmp_path / "tampered", needle, at, text=region != "wheel data")
-    checked = run(bad, ["self", "check"], install_root=root)
+    checked = manage(bad, "check", install_root=root)
     assert checked.returncode == 1, checked.stdout
     assert named in checked.stdout, checked.stdout
     assert checked.stdout.splitlines()[-1].startswith("FAILED: ")
@@ -277,18 +277,18 @@ def test_a_modified_installed_file_fails_check_and_restore_repairs_it(exe: Path,
         f.seek(0)
         f.write(b"#" if first != b"#" else b" ")
 
-    checked = run(exe, ["self", "check"], install_root=root, env=env)
+    checked = manage(exe, "check", install_root=root, env=env)
     assert checked.returncode == 1, checked.stdout
     assert f"FAIL  installed file modified: {target} (listed in {record.parent.name}/RECORD)" in checked.stdout
-    assert "self restore" in checked.stdout
+    assert f"repair with `PYAKET_SELF=restore {exe}`" in checked.stdout
 
-    restored = run(exe, ["self", "restore"], install_root=root, env=env)
+    restored = manage(exe, "restore", install_root=root, env=env)
     assert restored.returncode == 0, restored.stderr
     assert restored.stdout == ""
     if hardlinked:
         assert "reinstalling without uv's cache" in restored.stderr, restored.stderr
     assert record_digest(target) == listed["colorama/__init__.py"]
-    again = run(exe, ["self", "check"], install_root=root, env=env)
+    again = manage(exe, "check", install_root=root, env=env)
     assert again.returncode == 0, again.stdout
     assert "ok    installed files match their RECORD" in again.stdout
 
@@ -298,7 +298,7 @@ def test_a_missing_installed_file_is_named(exe: Path, root: Path) -> None:
     (version_dir,) = installed(root)
     (site,) = (version_dir / "venv" / "lib").glob("python3.*/site-packages")
     (site / "colorama" / "ansi.py").unlink()
-    checked = run(exe, ["self", "check"], install_root=root)
+    checked = manage(exe, "check", install_root=root)
     assert (
         checked.returncode == 1 and f"FAIL  installed file missing: {site / 'colorama' / 'ansi.py'}" in checked.stdout
     )

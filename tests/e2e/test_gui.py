@@ -1,4 +1,4 @@
-"""GUI apps: the Windows GUI subsystem, first-run progress in a log file that `self info` shows, and
+"""GUI apps: the Windows GUI subsystem, first-run progress in a log file that `PYAKET_SELF=info` shows, and
 Windows version information and icon resources."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import pytest
 
 from tests.conftest import ROOT
 from tests.e2e.crossenv import load_cross_env
-from tests.e2e.helpers import HOST_TRIPLE, build, installed_versions, run
+from tests.e2e.helpers import HOST_TRIPLE, build, installed_versions, manage, run
 from tests.unit.test_winres import make_icon
 
 pytestmark = pytest.mark.e2e
@@ -76,7 +76,7 @@ def test_a_gui_app_logs_its_first_run_where_self_info_says(tmp_path: Path, insta
     build(project, "--wheel")
     exe = project / "dist" / f"example-app-1.0.0-{HOST_TRIPLE}"
 
-    info = run(exe, ["self", "info"], install_root=install_root)
+    info = manage(exe, "info", install_root=install_root)
     assert info.returncode == 0, info.stderr
     log_file = install_root / "pyaket" / "example-app" / "install.log"
     assert f"log file     {log_file}" in info.stdout.splitlines()
@@ -143,9 +143,10 @@ def test_the_gui_executable_answers_self_info_under_wine(windows: WindowsBuild, 
         if os.environ.get("CI") == "true":
             pytest.fail(reason)
         pytest.skip(reason)
-    env = {**windows.env, "PYAKET_INSTALL_DIR": str(tmp_path / "apps")}
+    # Wine passes the Unix environment on to Windows programs.
+    env = {**windows.env, "PYAKET_INSTALL_DIR": str(tmp_path / "apps"), "PYAKET_SELF": "info"}
     result = subprocess.run(
-        [wine, str(windows.exe("example-app-gui")), "self", "info"],
+        [wine, str(windows.exe("example-app-gui"))],
         capture_output=True,
         text=True,
         env=env,

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT, no_cargo_path
-from tests.e2e.helpers import HOST_TRIPLE, build, executables, find_links_env, installed_versions, run
+from tests.e2e.helpers import HOST_TRIPLE, build, executables, find_links_env, installed_versions, manage, run
 
 pytestmark = pytest.mark.e2e
 
@@ -129,12 +129,12 @@ def test_uv_is_unpacked_once_per_machine_and_shared(built: Built, install_root: 
 
     # Reinstalling this version (or any app embedding the same uv) reuses it...
     before = uv.stat()
-    assert run(built.exe, ["self", "restore"], install_root=install_root).returncode == 0
+    assert manage(built.exe, "restore", install_root=install_root).returncode == 0
     after = uv.stat()
     assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
     # ...unless it was damaged since: then a complete one replaces it.
     uv.write_bytes(b"truncated")
-    assert run(built.exe, ["self", "restore"], install_root=install_root).returncode == 0
+    assert manage(built.exe, "restore", install_root=install_root).returncode == 0
     assert uv.stat().st_size == before.st_size
     assert [p.name for p in (install_root / ".pyaket" / "uv").iterdir()] == [uv_dir.name]
 

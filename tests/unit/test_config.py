@@ -40,7 +40,7 @@ def test_defaults() -> None:
     assert [(e.kind, e.value, e.name) for e in config.entries] == [("script", "example_app.cli:main", "example-app")]
     assert config.python == ">=3.9"  # uv takes the specifier and prefers an installed Python
     assert (config.vendor, config.install_name, config.profile, config.uv) == ("pyaket", "example-app", "size", "embed")
-    assert config.self_command == "self" and config.keep_versions == 2 and config.required is None
+    assert config.self_command is None and config.keep_versions == 2 and config.required is None
     assert config.cargo_profile == "release"
 
 
@@ -117,7 +117,9 @@ def test_python_is_checked_against_requires_python() -> None:
 
 
 def test_self_command() -> None:
+    assert parse({}).self_command is None  # every argument reaches the app; PYAKET_SELF=<command> manages
     assert parse({"self-command": False}).self_command is None
+    assert parse({"self-command": "self"}).self_command == "self"
     assert parse({"self-command": "manage"}).self_command == "manage"
     assert problems({"self-command": "--x"})[0].startswith(f"{PATH}.self-command: must be a word")
 

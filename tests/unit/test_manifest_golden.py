@@ -40,6 +40,7 @@ def golden_spec() -> PayloadSpec:
         python_archive=Path("cpython.tar.gz"),
         python_interpreter="python/bin/python3",
         extras=("cli", "http2"),
+        entry_name="caf\u00e9-app",
     )
 
 

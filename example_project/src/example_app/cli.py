@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
 import time
@@ -45,6 +46,8 @@ def main() -> int:
     print(f"executable: {sys.executable}")
     if read_stdin:
         print("stdin: " + json.dumps(sys.stdin.read(), ensure_ascii=False))
+    # What argparse and click would show in their usage line.
+    print(f"prog: {os.path.basename(sys.argv[0])} (argv[0] {sys.argv[0]})")
     if wait:
         signal.signal(signal.SIGTERM, _on_sigterm)
         print("waiting", flush=True)

@@ -235,6 +235,36 @@ pub(crate) fn sync_dir(path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Makes a tree's files durable before a marker says they are there: for a
+/// venv,
+/// after a power loss, a published dir whose files were still in the page
+/// cache would be a version that looks installed and fails forever (ext4
+/// allocates blocks late, so new files come back empty).
+///
+/// fsync of each file costs ~2.3 ms a file here (60 files for the example
+/// app: 140 ms; ~770 for an app with rich, click and httpx: ~1.8 s), so
+/// Linux flushes the whole filesystem once with syncfs instead: measured
+/// right after the example's first run on ext4, 3-20 ms (first run ~500
+/// ms), and 160-195 ms with 400 MB of another program's dirty data pending.
+/// That cost grows with others' pending writes, but only once per version;
+/// worth it. Other systems have no syncfs: there the marker alone is
+/// flushed, and a venv damaged by a crash is `restore`'s job.
+pub(crate) fn flush_tree(dir: &Path) -> Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        let handle = File::open(dir).with_context(|| format!("opening {}", dir.display()))?;
+        // SAFETY: syncfs on a descriptor we own for the duration of the call.
+        if unsafe { libc::syncfs(handle.as_raw_fd()) } != 0 {
+            return Err(io::Error::last_os_error())
+                .with_context(|| format!("flushing {} to disk", dir.display()));
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = dir;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

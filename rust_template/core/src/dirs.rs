@@ -71,6 +71,15 @@ pub(crate) fn venv_python(venv: &Path, gui: bool) -> PathBuf {
     }
 }
 
+/// A venv's console script `name` (what the wheel's entry points installed).
+pub(crate) fn venv_script(venv: &Path, name: &str) -> PathBuf {
+    if cfg!(windows) {
+        venv.join("Scripts").join(format!("{name}.exe"))
+    } else {
+        venv.join("bin").join(name)
+    }
+}
+
 /// Non-empty value of an environment variable.
 pub(crate) fn env_nonempty(name: &str) -> Option<OsString> {
     env::var_os(name).filter(|v| !v.is_empty())

@@ -3,7 +3,7 @@
 //! Everything happens under the app lock in a temp dir of the app dir
 //! ([`TempDir`]), renamed to the version dir only after the marker is
 //! written, so a version dir either is complete or does not exist. A crash
-//! leaves only the temp dir, which the next install (or `self clean`)
+//! leaves only the temp dir, which the next install (or `clean`)
 //! removes once its owner is gone.
 //!
 //! How uv installs, and why (figures: uv 0.13.9, warm uv cache, ext4, two
@@ -27,18 +27,19 @@
 //!   2.72 s (example: 0.49 s vs 0.55 s).
 
 use std::ffi::OsString;
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::fs;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context, Result};
 
-pub(crate) use crate::atomic::tmp_name;
 use crate::atomic::{self, TempDir};
-use crate::dirs::{self, env_nonempty, Layout, MARKER, PYTHON_PREFIX};
+use crate::dirs::{self, env_nonempty, Layout, MARKER};
 use crate::lock;
+use crate::out::Out;
+use crate::python_archive;
 use crate::shared_uv::shared_uv;
 use crate::uv;
 use crate::versions::{prune_versions, remove_dir_locked};
@@ -46,58 +47,6 @@ use crate::Payload;
 
 /// `uv pip install --link-mode`; see the module doc.
 const LINK_MODE: &str = "--link-mode=copy";
-
-/// Where install progress and uv's output go: the console, or the app's
-/// install.log for GUI apps (which have no console on Windows).
-pub(crate) struct Out {
-    log: Option<File>,
-}
-
-impl Out {
-    pub fn new(p: &Payload, layout: &Layout) -> Result<Out> {
-        let log = if p.gui { Some(open_log(layout)?) } else { None };
-        Ok(Out { log })
-    }
-
-    pub(crate) fn is_console(&self) -> bool {
-        self.log.is_none()
-    }
-
-    /// Stdio for uv: never our stdout, which may be piped into another
-    /// program expecting only the app's output.
-    pub(crate) fn stdio(&self) -> Result<Stdio> {
-        Ok(match &self.log {
-            Some(f) => Stdio::from(f.try_clone().context("duplicating the log file handle")?),
-            None => Stdio::from(io::stderr()),
-        })
-    }
-}
-
-impl Write for Out {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match &mut self.log {
-            Some(f) => f.write(buf),
-            None => io::stderr().write(buf),
-        }
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        match &mut self.log {
-            Some(f) => f.flush(),
-            None => io::stderr().flush(),
-        }
-    }
-}
-
-pub(crate) fn open_log(layout: &Layout) -> Result<File> {
-    fs::create_dir_all(&layout.app_dir)
-        .with_context(|| format!("creating {}", layout.app_dir.display()))?;
-    let path = layout.log_file();
-    OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&path)
-        .with_context(|| format!("opening {}", path.display()))
-}
 
 /// Installs this version unless another process did it meanwhile.
 pub(crate) fn ensure_installed(p: &Payload, layout: &Layout) -> Result<()> {
@@ -149,8 +98,8 @@ pub(crate) fn install_locked(p: &Payload, layout: &Layout, out: &mut Out) -> Res
 
 /// Removes the temp dirs of crashed installs and uv extractions under the
 /// install root (those whose owner process is gone; see [`atomic`]) and
-/// returns how many. Every install does it; `self clean` should too, under
-/// the app lock like an install (a live `self remove` elsewhere holds it
+/// returns how many. Every install does it; `clean` should too, under
+/// the app lock like an install (a live `remove` elsewhere holds it
 /// while deleting its `.tmp-rm-*` dir, which has no owner file).
 pub(crate) fn remove_stale_temps(layout: &Layout) -> usize {
     atomic::clean_stale(&layout.app_dir)
@@ -258,7 +207,7 @@ fn build_version(p: &Payload, layout: &Layout, tmp: TempDir, out: &mut Out) -> R
     check_bytecode(&venv_python, &venv)?;
     fs::remove_dir_all(&payload_dir)
         .with_context(|| format!("removing {}", payload_dir.display()))?;
-    flush_venv(tmp.path())?;
+    atomic::flush_tree(tmp.path())?;
     let marker = tmp.path().join(MARKER);
     let uv_desc = match (env_nonempty("PYAKET_UV"), p.uv) {
         (Some(path), _) => format!("PYAKET_UV={}", Path::new(&path).display()),
@@ -362,35 +311,6 @@ fn free_space(path: &Path) -> Option<u64> {
     }
 }
 
-/// Makes the venv's files durable before the marker says they are there:
-/// after a power loss, a published dir whose files were still in the page
-/// cache would be a version that looks installed and fails forever (ext4
-/// allocates blocks late, so new files come back empty).
-///
-/// fsync of each file costs ~2.3 ms a file here (60 files for the example
-/// app: 140 ms; ~770 for an app with rich, click and httpx: ~1.8 s), so
-/// Linux flushes the whole filesystem once with syncfs instead: measured
-/// right after the example's first run on ext4, 3-20 ms (first run ~500
-/// ms), and 160-195 ms with 400 MB of another program's dirty data pending.
-/// That cost grows with others' pending writes, but only once per version;
-/// worth it. Other systems have no syncfs: there the marker alone is
-/// flushed, and a venv damaged by a crash is `self restore`'s job.
-fn flush_venv(dir: &Path) -> Result<()> {
-    #[cfg(target_os = "linux")]
-    {
-        use std::os::fd::AsRawFd;
-        let handle = File::open(dir).with_context(|| format!("opening {}", dir.display()))?;
-        // SAFETY: syncfs on a descriptor we own for the duration of the call.
-        if unsafe { libc::syncfs(handle.as_raw_fd()) } != 0 {
-            return Err(io::Error::last_os_error())
-                .with_context(|| format!("flushing {} to disk", dir.display()));
-        }
-    }
-    #[cfg(not(target_os = "linux"))]
-    let _ = dir;
-    Ok(())
-}
-
 /// The uv binary: PYAKET_UV, else the embedded one (extracted once per
 /// machine, verified by content), else `uv` on PATH.
 fn uv_path(p: &Payload, layout: &Layout) -> Result<PathBuf> {
@@ -483,7 +403,7 @@ fn python_request(p: &Payload, layout: &Layout, payload_dir: &Path) -> Result<Os
         return Ok(absolute_if_path(python));
     }
     if let Some(name) = p.python_archive {
-        return Ok(install_python_archive(p, layout, name, payload_dir)?.into_os_string());
+        return Ok(python_archive::unpack(p, layout, name, payload_dir)?.into_os_string());
     }
     Ok(OsString::from(p.python))
 }
@@ -498,51 +418,6 @@ fn absolute_if_path(value: OsString) -> OsString {
         }
     }
     value
-}
-
-/// Unpacks a python-build-standalone `install_only` archive into
-/// `<app dir>/python-<sha12>/`, shared by all versions embedding the same
-/// archive. It lives outside the version dir because a venv's pyvenv.cfg
-/// records the absolute path of its base interpreter.
-fn install_python_archive(
-    p: &Payload,
-    layout: &Layout,
-    name: &str,
-    payload_dir: &Path,
-) -> Result<PathBuf> {
-    let file = p.file(name)?;
-    let dir = layout.app_dir.join(format!(
-        "{PYTHON_PREFIX}{}",
-        file.sha256.get(..12).unwrap_or(file.sha256)
-    ));
-    if !dir.is_dir() {
-        let archive = file.extract_to(payload_dir)?;
-        let staging = TempDir::new(&layout.app_dir, PYTHON_PREFIX)?;
-        let reader =
-            File::open(&archive).with_context(|| format!("opening {}", archive.display()))?;
-        let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(io::BufReader::new(reader)));
-        tar.set_preserve_mtime(true);
-        tar.unpack(staging.path())
-            .with_context(|| format!("unpacking {name} into {}", staging.path().display()))?;
-        fs::remove_file(&archive).with_context(|| format!("removing {}", archive.display()))?;
-        flush_venv(staging.path())?;
-        staging.publish(&dir)?;
-    }
-    let candidates: &[&[&str]] = if cfg!(windows) {
-        &[&["python", "python.exe"], &["python.exe"]]
-    } else {
-        &[&["python", "bin", "python3"], &["bin", "python3"]]
-    };
-    for parts in candidates {
-        let exe = parts.iter().fold(dir.clone(), |d, part| d.join(part));
-        if exe.is_file() {
-            return Ok(exe);
-        }
-    }
-    bail!(
-        "no Python interpreter found in {} (expected a python-build-standalone install_only archive)",
-        dir.display()
-    )
 }
 
 #[cfg(test)]

@@ -182,6 +182,7 @@ impl Payload {
                 Json::Obj(vec![
                     ("kind", Json::Str(self.entry_kind_name())),
                     ("value", Json::Str(self.entry.value)),
+                    ("name", Json::Str(self.entry.name)),
                 ]),
             ),
             ("python", Json::Str(self.python)),
@@ -283,6 +284,7 @@ mod tests {
             entry: Entry {
                 kind,
                 value: leak(m["entry"]["value"].as_str().unwrap()),
+                name: leak(m["entry"]["name"].as_str().unwrap()),
             },
             python: s("python"),
             wheel: s("wheel"),
@@ -332,6 +334,9 @@ mod tests {
         p.entry.value = "print('other')";
         let err = p.check_hashes().unwrap_err().to_string();
         assert!(err.contains("manifest_hash"), "{err}");
+        let mut p = payload_from(&m);
+        p.entry.name = "other";
+        assert!(p.check_hashes().is_err());
         let mut p = payload_from(&m);
         p.gui = false;
         assert!(p.check_hashes().is_err());

@@ -11,7 +11,9 @@ mod install;
 mod integrity;
 mod lock;
 mod manage;
+mod out;
 mod payload;
+mod python_archive;
 pub mod record;
 mod run;
 mod secure;
@@ -44,8 +46,13 @@ fn real_main(p: &Payload) -> anyhow::Result<i32> {
     let argv0 = args.next();
     let rest: Vec<OsString> = args.collect();
 
-    if let (Some(cmd), Some(first)) = (p.self_command, rest.first()) {
-        if first == cmd {
+    // Management instead of the app: PYAKET_SELF=<command> always, `<word>
+    // <command>` only when the build reserved a word (see manage.rs).
+    if let Some(cmd) = dirs::env_nonempty(manage::SELF_VAR) {
+        return secure::private_umask(|| manage::run(p, std::slice::from_ref(&cmd)));
+    }
+    if let (Some(word), Some(first)) = (p.self_command, rest.first()) {
+        if first == word {
             return secure::private_umask(|| manage::run(p, &rest[1..]));
         }
     }
@@ -66,9 +73,11 @@ fn real_main(p: &Payload) -> anyhow::Result<i32> {
         if installs == MAX_INSTALLS {
             anyhow::bail!(
                 "{} kept disappearing right after being installed ({MAX_INSTALLS} times): another \
-                 process keeps removing it (`self remove`, `self clean`, or another version of \
-                 the app with keep-versions)",
-                layout.version_dir.display()
+                 process keeps removing it ({}, {}, or another version of the app with \
+                 keep-versions)",
+                layout.version_dir.display(),
+                manage::how_to_run(p, "remove"),
+                manage::how_to_run(p, "clean")
             );
         }
         installs += 1;
@@ -90,7 +99,7 @@ fn report_error(p: &Payload, err: &anyhow::Error) {
         // Not into dirs others can write to: install.log could be a planted symlink.
         if let Ok(layout) = dirs::Layout::new(p).and_then(|l| secure::check_layout(&l).map(|()| l))
         {
-            if let Ok(mut log) = install::open_log(&layout) {
+            if let Ok(mut log) = out::open_log(&layout) {
                 let _ = writeln!(log, "error: {err:#}");
             }
         }

@@ -1,4 +1,10 @@
-//! `<app> self <command>`: management commands, when the manifest enables them.
+//! Management commands (info, check, remove, restore, clean, help), run
+//! instead of the app when `PYAKET_SELF=<command>` is set, or (opt-in, the
+//! manifest's `self_command`) when the first argument is that word.
+//!
+//! By default every argument reaches the app: a reserved word such as `self`
+//! collides with real CLIs (`hatch self ...`), so the always-available way is
+//! an environment variable, like a-scie/jump's `SCIE=...`.
 
 use std::ffi::OsString;
 use std::io::{self, Write};
@@ -6,10 +12,11 @@ use std::io::{self, Write};
 use anyhow::{Context, Result};
 
 use crate::dirs::{env_nonempty, Layout};
-use crate::install::{self, Out};
+use crate::install;
+use crate::out::Out;
 use crate::{lock, record, secure, shared_uv, versions, Payload};
 
-// println! panics on a closed pipe (`app self check | head -1`); a broken
+// println! panics on a closed pipe (`PYAKET_SELF=check app | head -1`); a broken
 // pipe is not worth an abort.
 macro_rules! outln {
     ($($arg:tt)*) => {{ let _ = writeln!(io::stdout(), $($arg)*); }};
@@ -17,6 +24,9 @@ macro_rules! outln {
 macro_rules! errln {
     ($($arg:tt)*) => {{ let _ = writeln!(io::stderr(), $($arg)*); }};
 }
+
+/// Its value is a management command to run instead of the app; empty is ignored.
+pub(crate) const SELF_VAR: &str = "PYAKET_SELF";
 
 const COMMANDS: &str = concat!(
     "  info     show the app, its payload and where it is installed\n",
@@ -28,8 +38,15 @@ const COMMANDS: &str = concat!(
     "  help     show this help\n",
     "\n",
     "environment:\n",
+    "  PYAKET_SELF          a command above, run instead of the app (an empty value is ignored)\n",
+    "  PYAKET_INSTALL_DIR   where apps are installed (default: LOCALAPPDATA on Windows,\n",
+    "                       ~/Library/Application Support on macOS, else XDG_DATA_HOME or\n",
+    "                       ~/.local/share)\n",
     "  PYAKET_LOCK_TIMEOUT  seconds to wait for another install/removal of this app, or for\n",
-    "                       running apps before remove/restore (default 300)",
+    "                       running apps before remove/restore (default 300)\n",
+    "  PYAKET_PYTHON        the Python a first install (or restore) builds the app's environment\n",
+    "                       on: a path or a version request, instead of the embedded/requested one\n",
+    "  PYAKET_UV            the uv binary that installs, instead of the embedded one",
 );
 
 pub(crate) fn run(p: &Payload, args: &[OsString]) -> Result<i32> {
@@ -57,7 +74,7 @@ pub(crate) fn run(p: &Payload, args: &[OsString]) -> Result<i32> {
     }
 }
 
-/// A GUI-subsystem program starts without a console, so `app self info` typed in a terminal would
+/// A GUI-subsystem program starts without a console, so `PYAKET_SELF=info app` typed in a terminal would
 /// print nothing: write to the terminal's console instead. Redirected output (a pipe, a file)
 /// already has valid handles and is left alone.
 #[cfg(windows)]
@@ -83,11 +100,73 @@ fn attach_parent_console() {
 fn attach_parent_console() {}
 
 fn usage(p: &Payload) -> String {
-    let name = p.self_command.unwrap_or("self");
+    let program = program_name(std::env::args_os().next().as_ref());
+    let ways = invocations(&program, p.self_command, "<command>");
+    let args = if p.self_command.is_some() {
+        "every other argument"
+    } else {
+        "every argument"
+    };
     format!(
-        "{} {} (pyaket launcher)\n\nusage: {} {name} <command>\n\ncommands:\n{COMMANDS}",
-        p.app, p.version, p.app
+        "{} {} (pyaket launcher)\n\nusage: {}\n\n{args} goes to the app; management commands run instead of it.\n\ncommands:\n{COMMANDS}",
+        p.app,
+        p.version,
+        ways.join("\n   or: "),
     )
+}
+
+/// How to run management `command` with this very program, in backticks:
+/// the one wording of every message that tells the user to run one (exec
+/// errors, `check`'s repair hint, ...). The variable always works; the word
+/// only when the build configured one.
+pub(crate) fn how_to_run(p: &Payload, command: &str) -> String {
+    let program = program_name(std::env::args_os().next().as_ref());
+    how_to_run_as(&program, p.self_command, command)
+}
+
+fn how_to_run_as(program: &str, word: Option<&str>, command: &str) -> String {
+    invocations(program, word, command)
+        .iter()
+        .map(|line| format!("`{line}`"))
+        .collect::<Vec<_>>()
+        .join(" or ")
+}
+
+/// The command lines that run `command`: through [`SELF_VAR`], and with the
+/// configured word.
+fn invocations(program: &str, word: Option<&str>, command: &str) -> Vec<String> {
+    // cmd.exe has no `VAR=value program`; `cmd /c` scopes the variable to that one run.
+    let mut lines = vec![if cfg!(windows) {
+        format!("cmd /c \"set {SELF_VAR}={command}&& {program}\"")
+    } else {
+        format!("{SELF_VAR}={command} {program}")
+    }];
+    if let Some(word) = word {
+        lines.push(format!("{program} {word} {command}"));
+    }
+    lines
+}
+
+/// How the user can run this program again: argv[0] as typed (a path or a
+/// name found on PATH), else the executable's path; quoted for a shell.
+fn program_name(argv0: Option<&OsString>) -> String {
+    let name = match argv0.filter(|a| !a.is_empty()) {
+        Some(a) => a.to_string_lossy().into_owned(),
+        None => std::env::current_exe()
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_else(|_| "<this program>".to_string()),
+    };
+    if cfg!(windows) {
+        if name.contains(char::is_whitespace) {
+            return format!("\"{name}\"");
+        }
+        return name;
+    }
+    if name.contains(|c: char| c.is_whitespace() || "'\"$`\\".contains(c)) {
+        format!("'{}'", name.replace('\'', "'\\''"))
+    } else {
+        name
+    }
 }
 
 fn info(p: &Payload) -> Result<i32> {
@@ -193,11 +272,7 @@ fn check(p: &Payload) -> Result<i32> {
                 for problem in &problems {
                     outln!("FAIL  installed file {problem}");
                 }
-                outln!(
-                    "      repair with `{} {} restore`",
-                    p.app,
-                    p.self_command.unwrap_or("self")
-                );
+                outln!("      repair with {}", how_to_run(p, "restore"));
                 failed += problems.len();
             }
             Err(e) => {
@@ -224,7 +299,7 @@ fn remove(p: &Payload) -> Result<i32> {
         // Waits (bounded) for running apps of this version to exit.
         versions::remove_dir_locked(&layout, &layout.version_dir)
             .with_context(|| format!("cannot remove {} {}", p.app, p.version))?;
-        versions::remove_versions(&layout, std::iter::empty(), &mut err);
+        versions::remove_versions(&layout, std::iter::empty(), "", &mut err);
         errln!("removed {}", layout.version_dir.display());
     } else {
         errln!("{} {} is not installed", p.app, p.version);
@@ -262,11 +337,42 @@ fn clean(p: &Payload) -> Result<i32> {
         errln!("removing {}", dir.display());
     }
     // Versions in use by running apps are kept (and said so).
-    let n = versions::remove_versions(&layout, others.into_iter(), &mut err);
+    let clean = how_to_run(p, "clean");
+    let n = versions::remove_versions(&layout, others.into_iter(), &clean, &mut err);
     errln!("removed {n} other version(s)");
     let stale = install::remove_stale_temps(&layout);
     if stale > 0 {
         errln!("removed {stale} temp dir(s) left by interrupted installs");
     }
     Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hints_show_the_variable_and_the_word_when_configured() {
+        let env_way = if cfg!(windows) {
+            "`cmd /c \"set PYAKET_SELF=restore&& ./app\"`"
+        } else {
+            "`PYAKET_SELF=restore ./app`"
+        };
+        assert_eq!(how_to_run_as("./app", None, "restore"), env_way);
+        assert_eq!(
+            how_to_run_as("./app", Some("admin"), "restore"),
+            format!("{env_way} or `./app admin restore`")
+        );
+    }
+
+    #[test]
+    fn program_names_can_be_pasted_into_a_shell() {
+        assert_eq!(program_name(Some(&OsString::from("./app"))), "./app");
+        #[cfg(unix)]
+        assert_eq!(
+            program_name(Some(&OsString::from("/a b/it's"))),
+            r"'/a b/it'\''s'"
+        );
+        assert!(!program_name(Some(&OsString::new())).is_empty());
+    }
 }

@@ -22,6 +22,9 @@ pub enum EntryKind {
 pub struct Entry {
     pub kind: EntryKind,
     pub value: &'static str,
+    /// The executable's base name: the script's name, or the project's
+    /// (its release file is `<name>-<version>-<target>[.exe]`); empty if unknown.
+    pub name: &'static str,
 }
 
 /// One embedded file: its content cut into equal parts, each compressed as

@@ -1,7 +1,7 @@
 //! Installed files checked against the `RECORD` of each installed
 //! distribution (PEP 376 / the wheel spec): `path,sha256=<urlsafe b64>,size`.
 //!
-//! `self check` reports what differs; `self restore` reinstalls and, when a
+//! `check` reports what differs; `restore` reinstalls and, when a
 //! file still differs (uv links files from its cache, so a file edited in
 //! place can have changed the cached copy too), reinstalls once more with
 //! uv's cache bypassed.
@@ -15,7 +15,8 @@ use anyhow::{bail, Context, Result};
 use sha2::{Digest, Sha256};
 
 use crate::dirs::Layout;
-use crate::install::{self, Out};
+use crate::install;
+use crate::out::Out;
 use crate::Payload;
 
 /// An installed file that is not what its RECORD says.
@@ -199,7 +200,7 @@ fn urlsafe_b64_nopad(bytes: &[u8]) -> String {
     out
 }
 
-/// After `self restore` reinstalled: the installed files must match their
+/// After `restore` reinstalled: the installed files must match their
 /// RECORD. uv links installed files from its cache (hardlinks on Linux), so
 /// editing one in place can also change the cached copy that the reinstall
 /// linked again; then install once more with uv's cache bypassed

@@ -9,6 +9,7 @@ use std::process::Command;
 use anyhow::{anyhow, Result};
 
 use crate::dirs::{self, Layout};
+use crate::manage;
 use crate::{EntryKind, Payload};
 
 /// A shared lock on this version's marker, held for as long as the app runs:
@@ -100,12 +101,12 @@ pub(crate) fn run_app(
     args: Vec<OsString>,
     in_use: InUse,
 ) -> Result<i32> {
-    let python = dirs::venv_python(&layout.version_dir.join("venv"), p.gui);
+    let venv = layout.version_dir.join("venv");
+    let python = dirs::venv_python(&venv, p.gui);
     let mut cmd = Command::new(&python);
     // -s: the user's site-packages must not shadow the app's dependencies.
     cmd.arg("-s").arg("-c").arg(bootstrap(p));
-    let program = program_name(argv0.as_ref());
-    cmd.arg(exe_path(argv0));
+    cmd.arg(app_argv0(p, &venv, argv0));
     let n_args = args.len();
     cmd.args(args);
     for key in ["PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP"] {
@@ -114,10 +115,8 @@ pub(crate) fn run_app(
     let result = exec(cmd);
     drop(in_use);
     result.map_err(|e| {
-        anyhow!(
-            "{}",
-            exec_error(&e, &python, &program, p.self_command, n_args)
-        )
+        let restore = manage::how_to_run(p, "restore");
+        anyhow!("{}", exec_error(&e, &python, &restore, n_args))
     })
 }
 
@@ -156,42 +155,10 @@ fn exec(mut cmd: Command) -> io::Result<i32> {
     Ok(status.code().unwrap_or(1))
 }
 
-/// How the user can run this program again: argv[0] as typed (a path or a
-/// name found on PATH), else the executable's path.
-fn program_name(argv0: Option<&OsString>) -> String {
-    let name = match argv0.filter(|a| !a.is_empty()) {
-        Some(a) => a.to_string_lossy().into_owned(),
-        None => std::env::current_exe()
-            .map(|p| p.to_string_lossy().into_owned())
-            .unwrap_or_else(|_| "<this program>".to_string()),
-    };
-    if name.contains(|c: char| c.is_whitespace() || "'\"$`\\".contains(c)) {
-        format!("'{}'", name.replace('\'', "'\\''"))
-    } else {
-        name
-    }
-}
-
 /// Why the interpreter could not be started, and what to do, by errno.
-fn exec_error(
-    err: &io::Error,
-    python: &Path,
-    program: &str,
-    self_command: Option<&str>,
-    n_args: usize,
-) -> String {
-    let reinstall = match self_command {
-        Some(word) => format!("reinstall it with `{program} {word} restore`"),
-        None => format!(
-            "reinstall it by deleting {} and running {program} again",
-            python
-                .parent()
-                .and_then(Path::parent)
-                .and_then(Path::parent)
-                .unwrap_or(python)
-                .display()
-        ),
-    };
+/// `restore`: how to run `restore` ([`manage::how_to_run`]).
+fn exec_error(err: &io::Error, python: &Path, restore: &str, n_args: usize) -> String {
+    let reinstall = format!("reinstall it with {restore}");
     let python = python.display();
     match errno(err) {
         Errno::TooBig => format!(
@@ -236,6 +203,52 @@ fn errno(err: &io::Error) -> Errno {
         io::ErrorKind::NotFound => Errno::NotFound,
         io::ErrorKind::PermissionDenied => Errno::NoExec,
         _ => Errno::Other,
+    }
+}
+
+/// `sys.argv[0]` for the app. The app's usage lines (argparse, click: the
+/// basename of argv[0]) should read like its console script's (`black`),
+/// not like the release file's name (`black-26.10.1-x86_64-unknown-linux-gnu`),
+/// so when this program still has its release name
+/// (`<entry name>-<version>-<target>[.exe]`), argv[0] is the venv's console
+/// script of that name: a real file, so an app that re-executes sys.argv[0]
+/// still starts itself (with the venv's interpreter, without the launcher).
+/// Without such a script (module and code entries) it is the bare name.
+/// A renamed or symlinked program keeps the name it was started as: the
+/// user chose it ([`exe_path`]). Costs one stat, only for a release name.
+fn app_argv0(p: &Payload, venv: &Path, argv0: Option<OsString>) -> OsString {
+    let file_name = match argv0.as_ref().filter(|a| !a.is_empty()) {
+        Some(arg) => Path::new(arg).file_name().map(|n| n.to_os_string()),
+        None => std::env::current_exe()
+            .ok()
+            .and_then(|e| e.file_name().map(|n| n.to_os_string())),
+    };
+    if file_name.is_some_and(|n| is_release_name(p, &n.to_string_lossy())) {
+        if p.entry.kind == EntryKind::Script {
+            let script = dirs::venv_script(venv, p.entry.name);
+            if script.is_file() {
+                return script.into_os_string();
+            }
+        }
+        return OsString::from(p.entry.name);
+    }
+    exe_path(argv0)
+}
+
+/// `<entry name>-<version>-<target>[.exe]`, as hatch_pyaket/artifacts.py
+/// names the executable; Windows file names ignore case and may be typed
+/// without `.exe`.
+fn is_release_name(p: &Payload, file_name: &str) -> bool {
+    if p.entry.name.is_empty() {
+        return false;
+    }
+    let release = format!("{}-{}-{}", p.entry.name, p.version, p.target);
+    if cfg!(windows) {
+        let name = file_name.to_ascii_lowercase();
+        let name = name.strip_suffix(".exe").unwrap_or(&name);
+        name == release.to_ascii_lowercase()
+    } else {
+        file_name == release
     }
 }
 
@@ -318,7 +331,11 @@ mod tests {
             install_name: "a",
             vendor: "",
             target: "t",
-            entry: Entry { kind, value },
+            entry: Entry {
+                kind,
+                value,
+                name: "a",
+            },
             python: "3.11",
             wheel: "a.whl",
             uv: None,
@@ -340,10 +357,11 @@ mod tests {
     #[test]
     fn exec_errors_say_why_by_errno() {
         let python = Path::new("/apps/x/1.0-abc/venv/bin/python");
-        let msg = |e: io::Error, word| exec_error(&e, python, "./my app", word, 7);
+        let restore = "`PYAKET_SELF=restore ./my-app`";
+        let msg = |e: io::Error| exec_error(&e, python, restore, 7);
         #[cfg(unix)]
         {
-            let too_big = msg(io::Error::from_raw_os_error(libc::E2BIG), Some("self"));
+            let too_big = msg(io::Error::from_raw_os_error(libc::E2BIG));
             assert!(
                 too_big.starts_with("cannot start /apps/x/1.0-abc/venv/bin/python: argument list too long (7 arguments;"),
                 "{too_big}"
@@ -352,30 +370,36 @@ mod tests {
                 !too_big.contains("restore") && !too_big.contains("removed"),
                 "{too_big}"
             );
-            let gone = msg(io::Error::from_raw_os_error(libc::ENOENT), Some("admin"));
-            assert!(gone.contains("it is missing (the app's environment or its base Python was removed); reinstall it with `./my app admin restore`"), "{gone}");
+            let gone = msg(io::Error::from_raw_os_error(libc::ENOENT));
+            assert!(gone.contains("it is missing (the app's environment or its base Python was removed); reinstall it with `PYAKET_SELF=restore ./my-app`"), "{gone}");
             for code in [libc::EACCES, libc::ENOEXEC] {
-                let denied = msg(io::Error::from_raw_os_error(code), Some("self"));
+                let denied = msg(io::Error::from_raw_os_error(code));
                 assert!(denied.starts_with("cannot execute /apps/x/1.0-abc/venv/bin/python (permission denied or not an executable"), "{denied}");
-                assert!(denied.contains("`./my app self restore`"), "{denied}");
+                assert!(denied.contains(restore), "{denied}");
             }
         }
-        let other = msg(io::Error::other("boom"), None);
+        let other = msg(io::Error::other("boom"));
         assert_eq!(
             other,
-            "cannot start /apps/x/1.0-abc/venv/bin/python: boom; reinstall it by deleting /apps/x/1.0-abc and running ./my app again"
+            "cannot start /apps/x/1.0-abc/venv/bin/python: boom; reinstall it with `PYAKET_SELF=restore ./my-app`"
         );
-        assert!(!other.contains("<this program>"));
     }
 
     #[test]
-    fn program_names_can_be_pasted_into_a_shell() {
-        assert_eq!(program_name(Some(&OsString::from("./app"))), "./app");
-        assert_eq!(
-            program_name(Some(&OsString::from("/a b/it's"))),
-            r"'/a b/it'\''s'"
-        );
-        assert!(!program_name(Some(&OsString::new())).is_empty());
+    fn release_names_are_recognised() {
+        let p = payload(EntryKind::Script, "a:main");
+        let exe = if cfg!(windows) { ".exe" } else { "" };
+        assert!(is_release_name(&p, &format!("a-1-t{exe}")));
+        assert!(!is_release_name(&p, "a"));
+        assert!(!is_release_name(&p, "a-1-t-copy"));
+        assert!(!is_release_name(&p, "b-1-t"));
+        // Not a release name: the program keeps the path it was started as.
+        let argv0 = OsString::from("./renamed");
+        let venv = Path::new("/nonexistent/venv");
+        assert_eq!(app_argv0(&p, venv, Some(argv0.clone())), argv0);
+        // A release name without the script in the venv: the bare name.
+        let release = OsString::from(format!("./dist/a-1-t{exe}"));
+        assert_eq!(app_argv0(&p, venv, Some(release)), OsString::from("a"));
     }
 
     #[test]

@@ -2,12 +2,12 @@
 //! that embeds the same build: `<install root>/.pyaket/uv/<version>-<sha12>/`.
 //!
 //! Decompressing uv (~37 MB) is most of a first run's own cost; sharing it
-//! makes an app's upgrades, its `self restore` and every other app embedding
+//! makes an app's upgrades, its `restore` and every other app embedding
 //! the same uv skip it. A dir appears only complete (extracted into a temp
 //! dir, flushed to disk, renamed), but a file that was complete once can be
 //! damaged since (a disk error, a zeroed block after a power loss, a user),
 //! so it is verified by content before each install uses it: hashing its
-//! 38 MB in two threads costs ~66 ms of CPU (`self check` with and without
+//! 38 MB in two threads costs ~66 ms of CPU (`check` with and without
 //! a shared copy, on two loaded cores: 188 vs 75 ms wall), decompressing
 //! it again ~200 ms, and a first run with a kept uv ~260 ms. The `.pyaket` dir
 //! cannot collide with an app: vendor and install names never start with a
@@ -64,7 +64,7 @@ pub(crate) fn shared_uv(root: &Path, file: &PayloadFile, version: &str) -> Resul
     Ok(exe)
 }
 
-/// What `self check` says about the shared copy.
+/// What `check` says about the shared copy.
 pub(crate) enum Status {
     Ok,
     Damaged(String),
@@ -85,7 +85,7 @@ pub(crate) fn status(root: &Path, file: &PayloadFile, version: &str) -> (PathBuf
     (exe, status)
 }
 
-/// One line for `self check` on stdout; true if the shared uv is damaged.
+/// One line for `check` on stdout; true if the shared uv is damaged.
 pub(crate) fn print_check(p: &crate::Payload, layout: &crate::dirs::Layout) -> bool {
     use std::io::Write;
     let (Some(name), None) = (p.uv, crate::dirs::env_nonempty("PYAKET_UV")) else {
@@ -98,8 +98,9 @@ pub(crate) fn print_check(p: &crate::Payload, layout: &crate::dirs::Layout) -> b
     let line = match &status {
         Status::Ok => format!("ok    shared uv {}", exe.display()),
         Status::Damaged(why) => format!(
-            "FAIL  shared uv {}: damaged ({why}); the next install or `self restore` replaces it",
-            exe.display()
+            "FAIL  shared uv {}: damaged ({why}); the next install or {} replaces it",
+            exe.display(),
+            crate::manage::how_to_run(p, "restore")
         ),
         Status::Missing => format!("-     shared uv {}: not unpacked yet", exe.display()),
     };

@@ -10,7 +10,7 @@ use std::process::{Command, ExitStatus, Output, Stdio};
 use anyhow::{bail, Context, Result};
 
 use crate::dirs::Layout;
-use crate::install::Out;
+use crate::out::Out;
 
 /// Environment variables that would change what uv installs or where.
 /// Network, index, TLS, proxy and cache settings stay, so the app installs

@@ -126,7 +126,7 @@ fn delete_claimed(layout: &Layout, dir: &Path, claim: Claim) -> Result<()> {
 /// Moves `dir` out of the way atomically (so a half-deleted version never
 /// looks installed), then deletes it.
 fn delete(layout: &Layout, dir: &Path) -> Result<()> {
-    let trash = layout.app_dir.join(crate::install::tmp_name("rm-"));
+    let trash = layout.app_dir.join(crate::atomic::tmp_name("rm-"));
     fs::rename(dir, &trash).with_context(|| format!("removing {}", dir.display()))?;
     fs::remove_dir_all(&trash).with_context(|| format!("removing {}", dir.display()))
 }
@@ -176,15 +176,18 @@ pub(crate) fn prune_versions(p: &Payload, layout: &Layout, out: &mut dyn Write) 
     remove_versions(
         layout,
         other_versions(layout).into_iter().skip(keep_others),
+        &crate::manage::how_to_run(p, "clean"),
         out,
     );
 }
 
 /// Removes the versions not in use, then the Pythons no version needs;
 /// returns how many versions were removed. Caller holds the app lock.
+/// `clean`: how to run the clean command, for the versions kept in use.
 pub(crate) fn remove_versions(
     layout: &Layout,
     dirs: impl Iterator<Item = PathBuf>,
+    clean: &str,
     out: &mut dyn Write,
 ) -> usize {
     let mut removed = 0;
@@ -198,7 +201,7 @@ pub(crate) fn remove_versions(
             Ok(false) => {
                 let _ = writeln!(
                     out,
-                    "{} is in use by a running app, kept (a later install or `self clean` removes it)",
+                    "{} is in use by a running app, kept (a later install or {clean} removes it)",
                     dir.display()
                 );
             }
@@ -287,7 +290,12 @@ mod tests {
         fs::rename(orphan.join(MARKER), orphan.join(PARKED)).unwrap();
         let app = running(&used);
         let mut out = Vec::new();
-        let removed = remove_versions(&layout, other_versions(&layout).into_iter(), &mut out);
+        let removed = remove_versions(
+            &layout,
+            other_versions(&layout).into_iter(),
+            "`clean`",
+            &mut out,
+        );
         assert_eq!(removed, 2);
         assert!(!old.exists() && !orphan.exists() && used.join(MARKER).is_file());
         let out = String::from_utf8(out).unwrap();
@@ -304,6 +312,7 @@ mod tests {
             remove_versions(
                 &layout,
                 other_versions(&layout).into_iter(),
+                "`clean`",
                 &mut Vec::new()
             ),
             1
