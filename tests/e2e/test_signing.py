@@ -298,11 +298,10 @@ def test_signed_windows_executable_runs_under_wine(signed: SignedBuild, tmp_path
     wine = signed.env.get("PYAKET_CROSS_WINE", "wine64")
     if not shutil.which(wine):
         pytest.skip("wine is not installed")
-    env = {**signed.env, "PYAKET_INSTALL_DIR": str(tmp_path / "apps")}
-    result = subprocess.run(
-        [wine, str(signed.exe(WIN)), "self", "check"], capture_output=True, text=True, env=env, timeout=300
-    )
+    env = {**signed.env, "PYAKET_INSTALL_DIR": str(tmp_path / "apps"), "PYAKET_SELF": "check"}
+    result = subprocess.run([wine, str(signed.exe(WIN))], capture_output=True, text=True, env=env, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
+    assert "OK: " in result.stdout and "embedded files verified" in result.stdout, result.stdout
 
 
 @contextlib.contextmanager
