@@ -785,14 +785,15 @@ class Bench:
                              capture=home / "venv", rss=True)
             if a.code:
                 return a
-            b = run_measured([self.uv, "pip", "install", "--quiet", "--python", venv / "bin" / "python", wheel],
+            # --compile-bytecode: what a user's own install gives (pip compiles at install; the launcher does too).
+            b = run_measured([self.uv, "pip", "install", "--quiet", "--compile-bytecode", "--python", venv / "bin" / "python", wheel],
                              env=env, cwd=home / "cwd", capture=home / "pip", rss=True)
             rss = [x for x in (a.maxrss_kb, b.maxrss_kb) if x is not None]
             # The same from uv's cache alone, as hatch-pyaket's first run tries first: shown next to the goal.
             offline = home / "venv-offline"
             c = run_measured([self.uv, "venv", "--quiet", "--python", floor_python, offline], env=env,
                              cwd=home / "cwd")
-            d = run_measured([self.uv, "pip", "install", "--quiet", "--offline", "--python",
+            d = run_measured([self.uv, "pip", "install", "--quiet", "--offline", "--compile-bytecode", "--python",
                               offline / "bin" / "python", wheel], env=env, cwd=home / "cwd")
             if c.code == 0 and d.code == 0:
                 floor.first_offline.append(c.seconds + d.seconds)
@@ -992,7 +993,11 @@ def machine_summary() -> str:
     with contextlib.suppress(OSError):
         match = re.search(r"^MemTotal:\s*(\d+)", Path("/proc/meminfo").read_text(), re.MULTILINE)
         mem = f", {int(match.group(1)) / (1 << 20):.0f} GiB" if match else ""
-    return f"{platform.system()} {platform.machine()} {platform.release()}, {os.cpu_count()} cores ({cpu}){mem}"
+    bytecode = os.environ.get("PYTHONDONTWRITEBYTECODE") or "unset"
+    return (
+        f"{platform.system()} {platform.machine()} {platform.release()}, {os.cpu_count()} cores ({cpu}){mem}; "
+        f"PYTHONDONTWRITEBYTECODE={bytecode} (benchmarks/bytecode.py measures with it set and unset)"
+    )
 
 
 def load_text() -> str:
@@ -1032,7 +1037,7 @@ def report(bench: Bench, apps: list[App], per_app: dict[str, dict[str, ToolResul
         f"  first run    = fresh data dir (XDG_DATA_HOME/XDG_CACHE_HOME), uv cache warm; median of {a.first_runs}.",
         f"  warm start   = later runs, wall time from spawn to exit; median of {a.runs}, tools interleaved.",
         f"  peak RSS     = GNU time's %M: the largest process of the run's tree (not a sum); warm: {a.rss_runs} more runs.",
-        "  floor        = `uv venv --python <requires-python>` + `uv pip install <the same wheel>` with the same uv;",
+        "  floor        = `uv venv --python <requires-python>` + `uv pip install --compile-bytecode <the same wheel>` with the same uv;",
         "                 warm: the venv's console script; `venv python -c`: `python -s -c <bootstrap>`, exactly",
         "                 what the launcher execs (so hatch-pyaket's warm start minus it is the launcher's overhead).",
         "  every run's output is checked: exit 0 and `bench-edit-<n>`, printed by the app's line that each rebuild changes.",
