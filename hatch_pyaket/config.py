@@ -93,6 +93,7 @@ class PyaketConfig:
     icon: Path | None = None  # a .ico file for Windows executables
     warnings: tuple[str, ...] = ()  # settings that build but may fail later, each with its TOML path
     extras: tuple[str, ...] = ()  # the project's extras installed with it, normalized (entry points' ones included)
+    sbom: bool = True  # a CycloneDX SBOM beside each executable (sbom.py)
 
     @property
     def cargo_profile(self) -> str:
@@ -157,6 +158,7 @@ KNOWN_KEYS = (
     "env",
     "target",
     "extras",
+    "sbom",
 )
 TARGET_KEYS = ("tool", "cargo-args", "env", "offline", "embed-python", "extras")
 # CPython minors a lock may be resolved for, oldest first (cpython.py owns the table).
@@ -314,6 +316,7 @@ def parse_config(
     required = r.boolean("required", None)
     lock = bool(r.boolean("lock", True))
     offline = bool(r.boolean("offline", False))
+    sbom = bool(r.boolean("sbom", True))
     embed_python = _parse_embed_python(r, root)
     icon = _parse_icon(r, root)
     cargo_args = tuple(r.string_list("cargo-args") or ())
@@ -360,6 +363,7 @@ def parse_config(
         icon=icon,
         warnings=tuple(str(w) for w in warnings),
         extras=tuple(sorted({*(extras or ()), *(e for entry in entries for e in entry.extras)})),
+        sbom=sbom,
     )
 
 
