@@ -37,7 +37,7 @@ from packaging.utils import (
     parse_wheel_filename,
 )
 
-from hatch_pyaket import __version__, locking
+from hatch_pyaket import __version__, locking, toolchain
 from hatch_pyaket.errors import BuildError
 from hatch_pyaket.progress import Report
 
@@ -212,6 +212,7 @@ class Crate:
     licence: str
     checksum: str
     deps: tuple[tuple[str, str], ...]  # (name, version) of its normal dependencies
+    workspace: bool = False  # one of the launcher's own crates (no registry source)
 
 
 def parse_cargo_lock(text: str) -> dict[tuple[str, str], str]:
@@ -255,6 +256,7 @@ def linked_crates(metadata: Mapping[str, object], root: str = LAUNCHER) -> dict[
             str(package.get("license") or ""),
             "",
             tuple(sorted((str(packages[d]["name"]), str(packages[d]["version"])) for d in deps)),
+            workspace=package.get("source") is None,
         )
     return crates
 
@@ -290,7 +292,7 @@ def lock_crates(lock_text: str, root: str = LAUNCHER) -> dict[tuple[str, str], C
             continue
         package = next(p for p in by_name[key[0]] if p["version"] == key[1])
         deps = tuple(sorted(resolve(str(d)) for d in package.get("dependencies", [])))  # type: ignore[union-attr]
-        crates[key] = Crate(key[0], key[1], "", str(package.get("checksum") or ""), deps)
+        crates[key] = Crate(key[0], key[1], "", str(package.get("checksum") or ""), deps, "source" not in package)
         todo += deps
     return crates
 
@@ -311,7 +313,7 @@ def launcher_crates(
     """The launcher's crates for `triple` with Cargo.lock's checksums, and how they were found."""
     lock_text = (template / "Cargo.lock").read_text()
     checksums = parse_cargo_lock(lock_text)
-    cargo = environ.get("CARGO") or "cargo"
+    cargo = toolchain.cargo_executable(environ) or "cargo"
     try:
         output = _cargo_metadata(cargo, str(template / "Cargo.toml"), triple, tuple(sorted(environ.items())))
         crates, source = linked_crates(json.loads(output)), "cargo metadata (normal dependencies)"
@@ -322,7 +324,8 @@ def launcher_crates(
         )
         crates, source = lock_crates(lock_text), "Cargo.lock (build-time crates included)"
     return {
-        key: Crate(c.name, c.version, c.licence, checksums.get(key, ""), c.deps) for key, c in crates.items()
+        key: Crate(c.name, c.version, c.licence, checksums.get(key, ""), c.deps, c.workspace)
+        for key, c in crates.items()
     }, source
 
 
@@ -334,8 +337,8 @@ def cargo_licence(text: str) -> str:
 
 
 def add_crates(inventory: Inventory, launcher_ref: str, crates: Mapping[tuple[str, str], Crate], source: str) -> None:
-    """Registry crates as components; the workspace's own crates (no checksum) are the launcher itself."""
-    workspace = {key for key, crate in crates.items() if not crate.checksum}
+    """Registry crates as components; the workspace's own crates are the launcher itself."""
+    workspace = {key for key, crate in crates.items() if crate.workspace}
 
     def ref(key: tuple[str, str]) -> str:
         return launcher_ref if key in workspace else purl("cargo", key[0], key[1])
@@ -350,7 +353,7 @@ def add_crates(inventory: Inventory, launcher_ref: str, crates: Mapping[tuple[st
                 crate.name,
                 crate.version,
                 purl=ref_,
-                hashes=(crate.checksum,),
+                hashes=(crate.checksum,) if crate.checksum else (),
                 licences=(cargo_licence(crate.licence),) if crate.licence else (),
             )
         )

@@ -126,7 +126,8 @@ def _metadata() -> dict[str, object]:
     """The shape of `cargo metadata --format-version 1` for a launcher with a build dependency and a dev one."""
 
     def package(name: str, version: str, licence: str | None = "MIT") -> dict[str, object]:
-        return {"id": f"{name}@{version}", "name": name, "version": version, "license": licence}
+        source = None if name.startswith("pyaket-") else "registry+https://github.com/rust-lang/crates.io-index"
+        return {"id": f"{name}@{version}", "name": name, "version": version, "license": licence, "source": source}
 
     def dep(pkg: str, *kinds: str | None) -> dict[str, object]:
         return {"pkg": pkg, "dep_kinds": [{"kind": k, "target": None} for k in kinds]}
@@ -176,6 +177,11 @@ def test_without_cargo_metadata_the_lock_graph_is_a_superset() -> None:
     """Cargo.lock does not mark build dependencies: the fallback lists zstd (payload's build.rs) too."""
     crates = sbom.lock_crates((ROOT / "rust_template" / "Cargo.lock").read_text())
     names = {name for name, _ in crates}
+    assert {key[0] for key, crate in crates.items() if crate.workspace} == {
+        "pyaket-launcher",
+        "pyaket-core",
+        "pyaket-payload",
+    }
     assert {"pyaket-launcher", "pyaket-core", "pyaket-payload", "anyhow", "zstd-safe", "zstd"} <= names
 
 
@@ -186,9 +192,20 @@ def test_crate_licences_and_purls_are_spelt_as_the_specs_say() -> None:
     assert sbom.pypi_purl("Foo_Bar", "1.0") == "pkg:pypi/foo-bar@1.0"
 
 
+def test_without_cargo_the_crates_come_from_cargo_lock_with_a_warning(tmp_path: Path) -> None:
+    messages: list[str] = []
+    environ = {"CARGO": str(tmp_path / "no-cargo"), "PATH": ""}
+    crates, source = sbom.launcher_crates(ROOT / "rust_template", TARGET.triple, environ, messages.append)
+    assert source == "Cargo.lock (build-time crates included)"
+    assert len(messages) == 1 and "cargo metadata failed for the SBOM" in messages[0]
+    checksums = sbom.parse_cargo_lock((ROOT / "rust_template" / "Cargo.lock").read_text())
+    zstd_safe = next(c for c in crates.values() if c.name == "zstd-safe")
+    assert zstd_safe.checksum == checksums[(zstd_safe.name, zstd_safe.version)]
+
+
 def test_workspace_crates_fold_into_the_launcher() -> None:
     crates = {
-        key: sbom.Crate(c.name, c.version, c.licence, "" if c.name.startswith("pyaket-") else "cd" * 32, c.deps)
+        key: sbom.Crate(c.name, c.version, c.licence, "" if c.workspace else "cd" * 32, c.deps, c.workspace)
         for key, c in sbom.linked_crates(_metadata()).items()
     }
     found = sbom.Inventory(sbom.Package("exe", "app", "1.0"))
@@ -216,7 +233,7 @@ def _inventory(tmp_path: Path, lock: str = LOCK) -> sbom.Inventory:
         },
     }
     crates = {
-        ("pyaket-launcher", "0.1.0"): sbom.Crate("pyaket-launcher", "0.1.0", "MIT", "", (("anyhow", "1.0.0"),)),
+        ("pyaket-launcher", "0.1.0"): sbom.Crate("pyaket-launcher", "0.1.0", "MIT", "", (("anyhow", "1.0.0"),), True),
         ("anyhow", "1.0.0"): sbom.Crate("anyhow", "1.0.0", "MIT OR Apache-2.0", "cd" * 32, ()),
     }
     return sbom.inventory(
