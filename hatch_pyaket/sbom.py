@@ -31,6 +31,7 @@ from email.parser import Parser
 from functools import cache
 from pathlib import Path
 
+from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import (
     InvalidWheelFilename,
     canonicalize_name,
@@ -161,6 +162,27 @@ def declared_licences(metadata: Mapping[str, object]) -> tuple[str, ...]:
     )
 
 
+def _pins(inventory: Inventory, lock_text: str, refs: dict[str, list[str]]) -> list[locking.Pin]:
+    """The lock's hash-pinned lines; any other requirement (a URL, say) becomes a component named by
+    its line, without version or hash, rather than failing the build over its SBOM."""
+    pins = []
+    for entry in locking._lock_entries(lock_text):
+        if entry.startswith("-"):
+            continue
+        try:
+            pins += locking.parse_lock(entry)
+        except BuildError:
+            spec = " ".join(w for w in entry.split(" ") if not w.startswith("--hash="))
+            try:
+                name = canonicalize_name(Requirement(spec).name)
+            except InvalidRequirement:
+                continue
+            ref = f"pyaket:requirement/{name}"
+            inventory.add(Package(ref, name, "", properties=(("pyaket:requirement", spec),)))
+            refs.setdefault(name, []).append(ref)
+    return pins
+
+
 def python_packages(inventory: Inventory, app_ref: str, app_name: str, lock_text: str, wheels: Iterable[Path]) -> None:
     """Every pin of the lock as a component, the app -> direct pins -> their pins graph, and licences from
     the embedded wheels (none without them: no network at build time for this)."""
@@ -173,9 +195,8 @@ def python_packages(inventory: Inventory, app_ref: str, app_name: str, lock_text
         declared = declared_licences(wheel_metadata(wheel))
         if declared:
             licences[(str(name), str(version))] = declared
-    pins = locking.parse_lock(lock_text)
     refs: dict[str, list[str]] = {}
-    for pin in pins:
+    for pin in _pins(inventory, lock_text, refs):
         ref = pypi_purl(pin.name, pin.version)
         properties = (("pyaket:marker", str(pin.marker)),) if pin.marker is not None else ()
         inventory.add(
@@ -504,7 +525,7 @@ def render(found: Inventory, when: datetime.datetime) -> str:
     def component(package: Package) -> Component:
         return Component(
             name=package.name,
-            version=package.version,
+            version=package.version or None,
             type=ComponentType(package.kind),
             bom_ref=package.ref,
             purl=PackageURL.from_string(package.purl) if package.purl else None,

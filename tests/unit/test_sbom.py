@@ -79,10 +79,16 @@ def test_a_pin_via_the_app_itself_hangs_under_the_app() -> None:
     assert found.edges == {"pkg:pypi/my-app@1.0": {"pkg:pypi/click@8.1.0"}}
 
 
-def test_an_unpinned_lock_line_is_refused() -> None:
+def test_a_lock_line_without_a_pin_is_named_as_written() -> None:
+    """It cannot install with --require-hashes anyway; its SBOM still says what was asked for."""
     found = sbom.Inventory(sbom.Package("exe", "app", "1.0"))
-    with pytest.raises(BuildError, match="not pinned"):
-        sbom.python_packages(found, "pkg:pypi/app@1.0", "app", "colorama>=0.4\n", wheels=[])
+    lock = "thing @ git+https://example.org/thing.git\n" + LOCK
+    sbom.python_packages(found, "pkg:pypi/app@1.0", "app", lock, wheels=[])
+    thing = found.packages["pyaket:requirement/thing"]
+    assert (thing.version, thing.purl, thing.hashes) == ("", None, ())
+    assert thing.properties == (("pyaket:requirement", "thing @ git+https://example.org/thing.git"),)
+    assert "pyaket:requirement/thing" in found.edges["pkg:pypi/app@1.0"]
+    assert "pkg:pypi/httpx@0.28.1" in found.edges["pkg:pypi/app@1.0"]
 
 
 def _wheel(folder: Path, name: str, version: str, headers: str) -> Path:
@@ -262,7 +268,7 @@ def test_the_rendered_sbom_is_valid_cyclonedx_and_names_every_part(tmp_path: Pat
     from cyclonedx.schema import SchemaVersion
     from cyclonedx.validation.json import JsonStrictValidator
 
-    text = sbom.render(_inventory(tmp_path), WHEN)
+    text = sbom.render(_inventory(tmp_path, lock="thing @ git+https://example.org/thing.git\n" + LOCK), WHEN)
     assert JsonStrictValidator(SchemaVersion.V1_6).validate_str(text) is None
     data = json.loads(text)
     assert data["specVersion"] == "1.6" and data["metadata"]["timestamp"] == "2024-01-02T03:04:05+00:00"
@@ -275,7 +281,8 @@ def test_the_rendered_sbom_is_valid_cyclonedx_and_names_every_part(tmp_path: Pat
     assert "hashes" not in root  # signing changes the executable after this is written
     assert {"name": "pyaket:payload_hash", "value": "12" * 32} in root["properties"]
     components = {c["bom-ref"]: c for c in data["components"]}
-    assert len(components) == len(data["components"]) == 10
+    assert len(components) == len(data["components"]) == 11
+    assert "version" not in components["pyaket:requirement/thing"]
     app = components["pkg:pypi/example-app@1.0.0"]
     assert app["hashes"] == [{"alg": "SHA-256", "content": "56" * 32}]
     assert app["licenses"] == [{"license": {"id": "MIT"}}]
@@ -294,7 +301,7 @@ def test_the_rendered_sbom_is_valid_cyclonedx_and_names_every_part(tmp_path: Pat
         "pkg:generic/cpython@3.12.7",
         launcher,
     }
-    assert graph["pkg:pypi/example-app@1.0.0"] == {"pkg:pypi/httpx@0.28.1"}
+    assert graph["pkg:pypi/example-app@1.0.0"] == {"pkg:pypi/httpx@0.28.1", "pyaket:requirement/thing"}
     assert graph[launcher] == {"pkg:cargo/anyhow@1.0.0"}
     assert data["metadata"]["tools"]["components"][0]["name"] == "hatch-pyaket"
 
