@@ -38,12 +38,11 @@ from packaging.utils import (
     parse_wheel_filename,
 )
 
-from hatch_pyaket import __version__, locking, toolchain
+from hatch_pyaket import __version__, artifacts, locking, toolchain
 from hatch_pyaket.errors import BuildError
 from hatch_pyaket.progress import Report
 
-SUFFIX = ".cdx.json"
-SPEC_VERSION = "1.6"
+SUFFIX = artifacts.SBOM_SUFFIX
 UV_LICENCE = "MIT OR Apache-2.0"
 PYTHON_LICENCE = "PSF-2.0"
 LAUNCHER = "pyaket-launcher"
