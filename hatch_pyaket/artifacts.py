@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,6 +14,7 @@ from hatch_pyaket.targets import Target
 
 CHECKSUMS = "SHA256SUMS"
 MANIFEST = "pyaket-manifest.json"
+SBOM_SUFFIX = ".cdx.json"
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,12 @@ class Artifact:
     embedded_python: bool = False
     # How the file looked right after this build placed it; () when unknown.
     identity: tuple[int, ...] = field(default=(), compare=False, repr=False)
+    # Its CycloneDX SBOM (sbom.py), written beside it by write_indexes; "" when turned off.
+    sbom: str = field(default="", compare=False, repr=False)
+
+    @property
+    def sbom_path(self) -> Path:
+        return self.path.with_name(self.path.name + SBOM_SUFFIX)
 
     def describe(self) -> dict[str, object]:
         return {
@@ -43,6 +50,7 @@ class Artifact:
             "uv_version": self.uv_version,
             "offline": self.offline,
             "embedded_python": self.embedded_python,
+            "sbom": self.sbom_path.name if self.sbom else None,
         }
 
 
@@ -158,7 +166,8 @@ def write_indexes(
                 )
         if not ours:
             return
-        _write_checksums(folder, ours)
+        sboms = _write_sboms(ours)
+        _write_checksums(folder, ours, sboms)
         _write_manifest(folder, app, version, ours)
 
 
@@ -171,7 +180,20 @@ def _still_ours(artifact: Artifact) -> bool:
         return False
 
 
-def _write_checksums(folder: Path, artifacts: Iterable[Artifact]) -> Path:
+def _write_sboms(artifacts: Iterable[Artifact]) -> dict[str, str]:
+    """Each executable's SBOM beside it (under the output lock, so it describes the executable that is
+    there); one left by an earlier build is removed when this build makes none. Name -> sha256."""
+    digests = {}
+    for artifact in artifacts:
+        if artifact.sbom:
+            _write_atomic(artifact.sbom_path, artifact.sbom)
+            digests[artifact.sbom_path.name] = hashlib.sha256(artifact.sbom.encode()).hexdigest()
+        else:
+            artifact.sbom_path.unlink(missing_ok=True)
+    return digests
+
+
+def _write_checksums(folder: Path, artifacts: Iterable[Artifact], extra: Mapping[str, str] | None = None) -> Path:
     """`SHA256SUMS` in `sha256sum -c` format, merged with entries already there for other files."""
     path = folder / CHECKSUMS
     entries: dict[str, str] = {}
@@ -182,6 +204,7 @@ def _write_checksums(folder: Path, artifacts: Iterable[Artifact]) -> Path:
                 entries[name] = digest
     for artifact in artifacts:
         entries[artifact.path.name] = artifact.sha256
+    entries.update(extra or {})
     _write_atomic(path, "".join(f"{entries[name]}  {name}\n" for name in sorted(entries)))
     return path
 

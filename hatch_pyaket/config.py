@@ -97,6 +97,7 @@ class PyaketConfig:
     signing: SigningConfig = field(default_factory=SigningConfig)  # signing.py; off unless configured
     warnings: tuple[str, ...] = ()  # settings that build but may fail later, each with its TOML path
     extras: tuple[str, ...] = ()  # the project's extras installed with it, normalized (entry points' ones included)
+    sbom: bool = True  # a CycloneDX SBOM beside each executable (sbom.py)
 
     @property
     def cargo_profile(self) -> str:
@@ -162,6 +163,7 @@ KNOWN_KEYS = (
     "target",
     "extras",
     "signing",
+    "sbom",
 )
 TARGET_KEYS = ("tool", "cargo-args", "env", "offline", "embed-python", "extras")
 # CPython minors a lock may be resolved for, oldest first (cpython.py owns the table).
@@ -319,6 +321,7 @@ def parse_config(
     required = r.boolean("required", None)
     lock = bool(r.boolean("lock", True))
     offline = bool(r.boolean("offline", False))
+    sbom = bool(r.boolean("sbom", True))
     embed_python = _parse_embed_python(r, root)
     icon = _parse_icon(r, root)
     cargo_args = tuple(r.string_list("cargo-args") or ())
@@ -368,6 +371,7 @@ def parse_config(
         signing=signing,
         warnings=tuple(str(w) for w in warnings),
         extras=tuple(sorted({*(extras or ()), *(e for entry in entries for e in entry.extras)})),
+        sbom=sbom,
     )
 
 

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hatch_pyaket import artifacts, fetch, fsio, locking, payload, pythons, signing, toolchain, winres
+from hatch_pyaket import artifacts, fetch, fsio, locking, payload, pythons, sbom, signing, toolchain, winres
 from hatch_pyaket.config import Entry, PyaketConfig
 from hatch_pyaket.errors import BuildError, PyaketError
 from hatch_pyaket.targets import Target
@@ -232,6 +232,15 @@ def build_target(
             # Before recording: SHA256SUMS and the manifest must describe the signed bytes.
             ctx.signer.sign(placed.path, target, entry.name)
             placed = signing.placed_after_signing(placed.path)
+        bom = ""
+        if config.sbom:
+            bom = sbom.for_executable(
+                executable=destination, entry=entry.name, app_name=app.name, app_version=app.version,
+                target_name=target.name, triple=target.triple, staged=staged, wheel=wheel, lock=deps.lock,
+                wheels=deps.wheels, uv=uv, uv_version=config.uv_version, python_archive=deps.python_archive,
+                python_version=config.lock_python or config.python, template=ctx.template,
+                environ={**os.environ, **invocation.env, **tool_env}, report=ctx.report,
+            )  # fmt: skip
         made.append(
             artifacts.record(
                 placed,
@@ -242,6 +251,7 @@ def build_target(
                 uv_version=config.uv_version if uv else "",
                 offline=config.offline_for(target),
                 embedded_python=deps.python_archive is not None,
+                sbom=bom,
             )
         )
     return made

@@ -84,9 +84,10 @@ def _sha256sums_check(folder: Path) -> str:
 
 def test_t_binary_gives_one_launcher_per_script_and_no_pyapp(hatch_build: HatchBuild) -> None:
     binary = hatch_build.dist / "binary"
-    names = ["SHA256SUMS", "example-app-1.0.0", "example-tool-1.0.0", "pyaket-manifest.json"]
+    names = ["SHA256SUMS", "example-app-1.0.0", "example-app-1.0.0.cdx.json", "example-tool-1.0.0"]
+    names += ["example-tool-1.0.0.cdx.json", "pyaket-manifest.json"]
     assert sorted(p.name for p in binary.iterdir()) == names
-    assert _sha256sums_check(binary).count(": OK") == 2
+    assert _sha256sums_check(binary).count(": OK") == 4  # the launchers and their SBOMs
     manifest = json.loads((binary / "pyaket-manifest.json").read_text())
     assert [(e["file"], e["entry"], e["target"]) for e in manifest["executables"]] == [
         ("example-app-1.0.0", "example-app", HOST_TRIPLE),
@@ -123,7 +124,7 @@ def test_binary_launchers_install_once_and_run_their_script(hatch_build: HatchBu
 def test_t_pyaket_builds_the_executables_into_dist_pyaket(hatch_build: HatchBuild, install_root: Path) -> None:
     folder = hatch_build.dist / "pyaket"
     exe = f"example-tool-1.0.0-{HOST_TRIPLE}"
-    assert sorted(p.name for p in folder.iterdir()) == ["SHA256SUMS", exe, "pyaket-manifest.json"]
+    assert sorted(p.name for p in folder.iterdir()) == ["SHA256SUMS", exe, f"{exe}.cdx.json", "pyaket-manifest.json"]
     _sha256sums_check(folder)
     result = run(folder / exe, ["--flag"], install_root=install_root)
     assert result.returncode == 3, result.stderr

@@ -48,7 +48,8 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
 def test_python_m_build_gives_sdist_wheel_executable_and_checksums(built: Built) -> None:
     names = sorted(p.name for p in built.dist.iterdir())
     assert names == [
-        "SHA256SUMS", EXE_NAME, "example_app-1.0.0-py3-none-any.whl", "example_app-1.0.0.tar.gz", "pyaket-manifest.json"
+        "SHA256SUMS", EXE_NAME, f"{EXE_NAME}.cdx.json", "example_app-1.0.0-py3-none-any.whl", "example_app-1.0.0.tar.gz",
+        "pyaket-manifest.json",
     ]  # fmt: skip
     assert os.access(built.exe, os.X_OK)
     assert f"pyaket: built {built.exe}" in built.output
@@ -193,7 +194,8 @@ def test_hatch_build_makes_wheel_sdist_and_executable_but_leaves_the_sdist_alone
     assert result.returncode == 0, result.stdout + result.stderr
     dist = example_copy / "dist"
     assert sorted(p.name for p in dist.iterdir()) == [
-        "SHA256SUMS", EXE_NAME, "example_app-1.0.0-py3-none-any.whl", "example_app-1.0.0.tar.gz", "pyaket-manifest.json"
+        "SHA256SUMS", EXE_NAME, f"{EXE_NAME}.cdx.json", "example_app-1.0.0-py3-none-any.whl", "example_app-1.0.0.tar.gz",
+        "pyaket-manifest.json",
     ]  # fmt: skip
     output = result.stdout + result.stderr
     assert output.count("pyaket: built ") == 1

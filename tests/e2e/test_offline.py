@@ -66,6 +66,7 @@ class OfflineBuild:
     exe: Path
     lock: str
     wheels: list[str]
+    payload: dict[str, object]  # the staged manifest
 
 
 @pytest.fixture(scope="module")
@@ -82,6 +83,7 @@ def offline_build(tmp_path_factory: pytest.TempPathFactory) -> OfflineBuild:
         exe=project / "dist" / EXE_NAME,
         lock=(staged / "requirements.txt").read_text(),
         wheels=[Path(key).name for key in manifest["wheels"]],
+        payload=manifest,
     )
 
 
@@ -116,6 +118,19 @@ def test_offline_first_run_needs_no_network(offline_build: OfflineBuild, tmp_pat
 def test_offline_payload_holds_the_locked_wheels(offline_build: OfflineBuild) -> None:
     assert offline_build.wheels == ["colorama-0.4.6-py2.py3-none-any.whl"]
     assert "colorama==0.4.6" in offline_build.lock and "--hash=sha256:" in offline_build.lock
+
+
+def test_offline_sbom_has_the_wheels_licences_and_the_embedded_python(offline_build: OfflineBuild) -> None:
+    bom = json.loads(offline_build.exe.with_name(offline_build.exe.name + ".cdx.json").read_text())
+    components = {c["name"]: c for c in bom["components"]}
+    # colorama 0.4.6 declares its licence by classifier only: named as such, not guessed as an SPDX id.
+    assert components["colorama"]["licenses"] == [{"license": {"name": "BSD License"}}]
+    python = components["cpython"]
+    files = offline_build.payload["files"]
+    assert python["hashes"] == [{"alg": "SHA-256", "content": files["python.tar.gz"]["sha256"]}]  # type: ignore[index]
+    assert python["version"].startswith("3.11.") and python["purl"] == f"pkg:generic/cpython@{python['version']}"
+    graph = {d["ref"]: set(d.get("dependsOn", [])) for d in bom["dependencies"]}
+    assert python["bom-ref"] in graph[bom["metadata"]["component"]["bom-ref"]]
 
 
 def test_a_wrong_python_checksum_fails_the_build_clearly(tmp_path: Path) -> None:
