@@ -182,17 +182,15 @@ def _plan_part(config: PyaketConfig, configured: Target, part: Target, wheel: Pa
     user_env = {**dict(config.env), **dict(options.env)}
     macos_min = None
     if part.os == "macos":
-        where = f'[tool.hatch.build.hooks.pyaket.target."{configured.name}"]'
-        setting_path = (
-            f"{where} macos-min" if options.macos_min is not None else "[tool.hatch.build.hooks.pyaket] macos-min"
-        )
+        table = "tool.hatch.build.hooks.pyaket"
+        where = f'{table}.target."{configured.name}"'
         macos_min = macos.deployment_target(
             part,
             config.macos_min_for(configured),
-            setting_path,
+            f"{where if options.macos_min is not None else table}.macos-min",
             [
-                (f"{where} env", dict(options.env)),
-                ("[tool.hatch.build.hooks.pyaket] env", dict(config.env)),
+                (f"{where}.env", dict(options.env)),
+                (f"{table}.env", dict(config.env)),
                 ("the build's environment", os.environ),
             ],
         )
@@ -252,10 +250,9 @@ def build_target(
                     **resources,
                 }
                 label = part.target.name if part.target is target else f"{target.name} ({part.target.name} slice)"
-                minimum = f", macOS {part.macos_min}+" if part.macos_min else ""
-                ctx.report(
-                    f"pyaket: {label} [{entry.name}] with {part.invocation.tool}{minimum}: {part.invocation.describe()}"
-                )
+                if part.macos_min:
+                    ctx.report(f"pyaket: {label} starts on macOS {part.macos_min} and later ({part.macos_min.source})")
+                ctx.report(f"pyaket: {label} [{entry.name}] with {part.invocation.tool}: {part.invocation.describe()}")
                 built = toolchain.run(part.invocation, part.target, env)
                 if part.macos_min is None:
                     placed = artifacts.place(

@@ -13,6 +13,7 @@ import hashlib
 import json
 import re
 import shutil
+import struct
 import subprocess
 import time
 from dataclasses import dataclass
@@ -94,7 +95,15 @@ def test_every_macos_file_is_built_listed_and_checksummed(mac: MacBuild) -> None
     assert universal["target"] == "universal2-apple-darwin"
     assert universal["size"] == mac.exe("universal2-apple-darwin").stat().st_size
     assert universal["sha256"] == hashlib.sha256(mac.exe("universal2-apple-darwin").read_bytes()).hexdigest()
-    assert "universal2-apple-darwin (x86_64-apple-darwin slice) [example-app] with zigbuild, macOS 10.12+" in mac.output
+    assert "universal2-apple-darwin (x86_64-apple-darwin slice) [example-app] with zigbuild: " in mac.output
+    assert (
+        "pyaket: universal2-apple-darwin (aarch64-apple-darwin slice) starts on macOS 11.0 and later "
+        "(MACOSX_DEPLOYMENT_TARGET in the build's environment (10.9), raised to aarch64-apple-darwin's minimum)"
+    ) in mac.output
+    assert (
+        'pyaket: x86_64-apple-darwin starts on macOS 12.0 and later (tool.hatch.build.hooks.pyaket.target."'
+        'x86_64-apple-darwin".macos-min)'
+    ) in mac.output
     cargo = re.findall(r"pyaket: (\S+(?: \(\S+ slice\))?) \[.*?\n.*?Finished .*? in ([\d.ms ]+)", mac.output, re.DOTALL)
     print(f"\nmacOS build of 3 targets (4 slices): {mac.seconds:.0f} s with {mac.rustc}; cargo: {cargo}")
 
@@ -128,6 +137,20 @@ def test_arm64_code_is_ad_hoc_signed_as_the_app(mac: MacBuild, target: str) -> N
     assert directory.code_limit == arm64.signature()[0]  # type: ignore[index]
     assert directory.page_hashes_match(arm64.data)
     assert b"pyaket_launcher-" not in arm64.data[directory.offset : directory.offset + 4096]
+    # Independently of hatch_pyaket.macho: lief finds the signature, the CodeDirectory is read here.
+    lief = pytest.importorskip("lief")
+    binary = next(
+        b for b in lief.MachO.parse(str(mac.exe(target))) if b.header.cpu_type == lief.MachO.Header.CPU_TYPE.ARM64
+    )
+    blob = bytes(binary.code_signature.content)
+    _magic, _length, count = struct.unpack_from(">III", blob, 0)
+    cd = next(off for _kind, off in (struct.unpack_from(">II", blob, 12 + 8 * i) for i in range(count)))
+    hash_offset, ident_offset, _special, n_code, code_limit = struct.unpack_from(">5I", blob, cd + 16)
+    assert blob[cd + ident_offset : blob.index(b"\0", cd + ident_offset)] == b"example-app"
+    page = 1 << blob[cd + 39]
+    for slot in (0, n_code - 1):
+        expected = hashlib.sha256(arm64.data[slot * page : min((slot + 1) * page, code_limit)]).digest()
+        assert blob[cd + hash_offset + 32 * slot : cd + hash_offset + 32 * (slot + 1)] == expected
     # A changed byte in the signed range must show in the page hashes (the check can fail).
     tampered = bytearray(arm64.data)
     tampered[100_000] ^= 0xFF
@@ -148,6 +171,8 @@ def test_each_universal_slice_embeds_its_own_uv(mac: MacBuild) -> None:
     assert arm_uv in arm_slice.data and x86_uv not in arm_slice.data
     # Same payload, same minimum, same identifier: the arm64 slice is the arm64 download, byte for byte.
     assert arm_slice.data == mac.exe("aarch64-apple-darwin").read_bytes()
+    # zig does not sign x86_64 code, and nothing adds a signature there.
+    assert x86_slice.signature() is None
     # The x86_64 download is linked for macOS 12.0, the slice for 10.12: cargo relinked for the slice.
     assert macho.read_thin(mac.exe("x86_64-apple-darwin").read_bytes()).minos == (12, 0, 0)
 
