@@ -139,9 +139,8 @@ def test_arm64_code_is_ad_hoc_signed_as_the_app(mac: MacBuild, target: str) -> N
     assert b"pyaket_launcher-" not in arm64.data[directory.offset : directory.offset + 4096]
     # Independently of hatch_pyaket.macho: lief finds the signature, the CodeDirectory is read here.
     lief = pytest.importorskip("lief")
-    binary = next(
-        b for b in lief.MachO.parse(str(mac.exe(target))) if b.header.cpu_type == lief.MachO.Header.CPU_TYPE.ARM64
-    )
+    fat = lief.MachO.parse(str(mac.exe(target)))  # kept alive: its binaries point into it
+    binary = next(b for b in fat if b.header.cpu_type == lief.MachO.Header.CPU_TYPE.ARM64)
     blob = bytes(binary.code_signature.content)
     _magic, _length, count = struct.unpack_from(">III", blob, 0)
     cd = next(off for _kind, off in (struct.unpack_from(">II", blob, 12 + 8 * i) for i in range(count)))
