@@ -13,6 +13,7 @@
 #   CROSS_PY_ARM64=1          also unpack Debian's arm64 CPython into $CROSS_DIR/py-arm64
 #   CROSS_SKIP_WINE=1         skip wine64 and the Wine prefix
 #   CROSS_SKIP_RCODESIGN=1    do not install rcodesign (macOS signing) into the plugin's cache
+#   CROSS_APPLE_TOOLCHAIN=stable   rustup toolchain that gets the Apple targets' std
 #
 # What env.sh gives (see the end of this file for the full list):
 #   PATH        $CROSS_DIR/bin first: cargo -> /usr/bin/cargo, rustc -> /usr/bin/rustc
@@ -24,6 +25,10 @@
 #   CARGO_TARGET_<TRIPLE>_RUSTFLAGS / _RUNNER  the same, in cargo's own per-target form
 #   Targets without a prebuilt std need RUSTC_BOOTSTRAP=1 CARGO_UNSTABLE_BUILD_STD=std,panic_abort
 #   for that cargo call only (or: pyaket_cross_target_env TARGET, defined in env.sh).
+#   PYAKET_CROSS_APPLE_RUSTC / _TOOLCHAIN  when rustup could add the Apple targets' std
+#               (aarch64/x86_64-apple-darwin): build those with RUSTC=$PYAKET_CROSS_APPLE_RUSTC
+#               RUSTUP_TOOLCHAIN=$PYAKET_CROSS_APPLE_TOOLCHAIN (seconds to set up, no build-std);
+#               unset: Debian's rustc with build-std, as for the other targets.
 set -euo pipefail
 
 CROSS_DIR="${1:-${CROSS_DIR:-$HOME/.cache/pyaket-cross}}"
@@ -117,6 +122,25 @@ cat >"$BIN/zig.new" <<EOF
 exec "$PYTHON_ABS" -m ziglang "\$@"
 EOF
 chmod +x "$BIN/zig.new" && mv -f "$BIN/zig.new" "$BIN/zig"
+
+# ---------------------------------------------------------------- Apple targets: rustup's std
+# rustup's prebuilt std for the Apple targets downloads in seconds; build-std recompiles std on every
+# cold target dir. Without rustup (or when its server cannot be reached) Apple builds use build-std.
+APPLE_TOOLCHAIN="${CROSS_APPLE_TOOLCHAIN:-stable}"
+APPLE_RUSTC=""
+if command -v rustup >/dev/null 2>&1; then
+  if rustup target add --toolchain "$APPLE_TOOLCHAIN" aarch64-apple-darwin x86_64-apple-darwin >/dev/null 2>&1; then
+    # rustup's proxy, not the toolchain's binary: the proxy puts the toolchain's libLLVM on the
+    # loader path of the rust-objcopy rustc runs to strip Apple executables.
+    APPLE_RUSTC="$(dirname "$(command -v rustup)")/rustc"
+    [[ -x "$APPLE_RUSTC" ]] || APPLE_RUSTC=""
+  fi
+fi
+if [[ -n "$APPLE_RUSTC" ]]; then
+  log "Apple targets: rustup's $APPLE_TOOLCHAIN std"
+else
+  log "Apple targets: no rustup std (rustup missing or offline), they need build-std"
+fi
 
 # ---------------------------------------------------------------- windows-gnu: libssp stubs
 # Debian's std for windows-gnu links -lssp_nonshared -lssp; zig's mingw has none.
@@ -224,13 +248,29 @@ export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_RUSTFLAGS="-C link-self-contained
 export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER="$QEMU_AARCH64"
 export CARGO_TARGET_X86_64_PC_WINDOWS_GNU_RUNNER=$WINE
 EOF
+if [[ -n "$APPLE_RUSTC" ]]; then
+  cat >>"$ENV_FILE.tmp" <<EOF
+# Apple targets: rustup's toolchain has their std (no build-std); see pyaket_cross_target_env.
+export PYAKET_CROSS_APPLE_RUSTC="$APPLE_RUSTC"
+export PYAKET_CROSS_APPLE_TOOLCHAIN="$APPLE_TOOLCHAIN"
+EOF
+fi
 if [[ -x "$PY_ARM64/usr/bin/python3.11" ]]; then
   echo "export PYAKET_CROSS_PY_ARM64=\"$PY_ARM64\"   # run: qemu-aarch64 -L $PY_ARM64 $PY_ARM64/usr/bin/python3.11" >>"$ENV_FILE.tmp"
 fi
 cat >>"$ENV_FILE.tmp" <<'EOF'
-# pyaket_cross_target_env TARGET: export/unset the build-std switches for one target
-# (TARGET may carry a zigbuild glibc suffix such as .2.17).
+# pyaket_cross_target_env TARGET: export/unset the build-std switches (and the rustc) for one
+# target (TARGET may carry a zigbuild glibc suffix such as .2.17).
 pyaket_cross_target_env() {
+  export RUSTC=/usr/bin/rustc
+  unset RUSTUP_TOOLCHAIN
+  case "$1" in
+    *-apple-darwin) if [[ -n "${PYAKET_CROSS_APPLE_RUSTC:-}" ]]; then
+        export RUSTC="$PYAKET_CROSS_APPLE_RUSTC" RUSTUP_TOOLCHAIN="$PYAKET_CROSS_APPLE_TOOLCHAIN"
+        unset RUSTC_BOOTSTRAP CARGO_UNSTABLE_BUILD_STD
+        return
+      fi ;;
+  esac
   case " $PYAKET_CROSS_PREBUILT_STD " in
     *" ${1%.2.*} "*) unset RUSTC_BOOTSTRAP CARGO_UNSTABLE_BUILD_STD ;;
     *) export RUSTC_BOOTSTRAP=1 CARGO_UNSTABLE_BUILD_STD="$PYAKET_CROSS_BUILD_STD" ;;

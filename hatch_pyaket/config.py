@@ -19,7 +19,7 @@ from packaging.utils import canonicalize_name
 from hatch_pyaket import cpython, winres
 from hatch_pyaket.errors import ConfigError, Problem
 from hatch_pyaket.signing_config import SigningConfig, parse_signing, unused_tables
-from hatch_pyaket.targets import Target, parse_target
+from hatch_pyaket.targets import MACOS_MIN_BY_ARCH, Target, parse_target
 
 # Keys hatchling itself reads from every hook table; they are not ours to validate.
 HATCH_RESERVED_KEYS = frozenset(
@@ -46,6 +46,11 @@ _OBJECT_REF_RE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 _ENTRY_VALUE_RE = re.compile(r"^\s*(?P<ref>[^\[\]]*?)\s*(?:\[(?P<extras>[^\[\]]*)\])?\s*$")
 _EXTRA_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$")
 _ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_MACOS_VERSION_RE = re.compile(r"^(?P<major>1\d|[2-9]\d)(?:\.(?P<minor>\d{1,2})(?:\.\d{1,2})?)?$")
+# The oldest macOS any Rust target supports (x86_64's 10.12); aarch64 clamps up to its own 11.0.
+LOWEST_MACOS = min(MACOS_MIN_BY_ARCH.values())
+# Far above any release (macOS 26 is 2025's): a typo such as "150" should not build.
+MAX_MACOS_MAJOR = 99
 
 
 @dataclass(frozen=True)
@@ -69,6 +74,7 @@ class TargetOptions:
     offline: bool | None = None
     embed_python: str | None = None  # "download", an archive path, or "" for none
     extras: tuple[str, ...] = ()  # added to the global extras for this target
+    macos_min: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -95,6 +101,7 @@ class PyaketConfig:
     description: str = ""  # the project's summary, for Windows version information
     icon: Path | None = None  # a .ico file for Windows executables
     signing: SigningConfig = field(default_factory=SigningConfig)  # signing.py; off unless configured
+    macos_min: tuple[int, int] | None = None  # None: MACOSX_DEPLOYMENT_TARGET, else Rust's minimum per arch
     warnings: tuple[str, ...] = ()  # settings that build but may fail later, each with its TOML path
     extras: tuple[str, ...] = ()  # the project's extras installed with it, normalized (entry points' ones included)
     sbom: bool = True  # a CycloneDX SBOM beside each executable (sbom.py)
@@ -105,6 +112,11 @@ class PyaketConfig:
 
     def options_for(self, target: Target) -> TargetOptions:
         return self.target_options.get(target.name) or self.target_options.get(target.triple) or TargetOptions()
+
+    def macos_min_for(self, target: Target) -> tuple[int, int] | None:
+        """The configured minimum macOS (per-target setting, else the global one); None when unset."""
+        option = self.options_for(target).macos_min
+        return self.macos_min if option is None else option
 
     def offline_for(self, target: Target) -> bool:
         option = self.options_for(target).offline
@@ -160,12 +172,13 @@ KNOWN_KEYS = (
     "embed-python",
     "cargo-args",
     "env",
+    "macos-min",
     "target",
     "extras",
     "signing",
     "sbom",
 )
-TARGET_KEYS = ("tool", "cargo-args", "env", "offline", "embed-python", "extras")
+TARGET_KEYS = ("tool", "cargo-args", "env", "offline", "embed-python", "extras", "macos-min")
 # CPython minors a lock may be resolved for, oldest first (cpython.py owns the table).
 KNOWN_PYTHON_MINORS = cpython.KNOWN_MINORS
 
@@ -324,6 +337,7 @@ def parse_config(
     sbom = bool(r.boolean("sbom", True))
     embed_python = _parse_embed_python(r, root)
     icon = _parse_icon(r, root)
+    macos_min = _parse_macos_min(r, None)
     cargo_args = tuple(r.string_list("cargo-args") or ())
     env = r.env_table("env")
     target_options = _parse_target_options(r, targets, host_triple, root, project)
@@ -369,6 +383,7 @@ def parse_config(
         description=project.description,
         icon=icon,
         signing=signing,
+        macos_min=macos_min,
         warnings=tuple(str(w) for w in warnings),
         extras=tuple(sorted({*(extras or ()), *(e for entry in entries for e in entry.extras)})),
         sbom=sbom,
@@ -596,6 +611,41 @@ def _parse_icon(r: _Reader, root: Path) -> Path | None:
     return path
 
 
+def parse_macos_version(value: str) -> tuple[int, int] | None:
+    """'12', '12.0' or '10.15' (a patch part is allowed and dropped: the minimum is per minor)."""
+    match = _MACOS_VERSION_RE.match(value.strip())
+    if not match:
+        return None
+    return int(match["major"]), int(match["minor"] or 0)
+
+
+def _parse_macos_min(r: _Reader, target: Target | None) -> tuple[int, int] | None:
+    """The minimum macOS the executables start on: a version string, checked against what Rust supports."""
+    value = r.table.get("macos-min")
+    if value is None:
+        return None
+    if not isinstance(value, str) or parse_macos_version(value) is None:
+        r.problem("macos-min", f'must be a macOS version like "11.0" or "12", not {_show(value)}')
+        return None
+    version = parse_macos_version(value)
+    assert version is not None
+    if target is not None and target.os != "macos":
+        r.problem(
+            "macos-min", f"only applies to *-apple-darwin targets, not {target.name!r}; remove it from this table"
+        )
+        return None
+    floor = target.macos_floor if target is not None else LOWEST_MACOS
+    assert floor is not None
+    if version < floor or version[0] > MAX_MACOS_MAJOR:
+        shown = f"{floor[0]}.{floor[1]}"
+        what = (
+            f"{target.name} starts on macOS {shown} and later" if target else f"Rust supports macOS {shown} and later"
+        )
+        r.problem("macos-min", f"{value!r} is not a macOS this can build for ({what}); use a version from {shown} up")
+        return None
+    return version
+
+
 def _lock_python(r: _Reader, python: str, project: ProjectFacts) -> str:
     """The X.Y to resolve for: the exact version asked for, else the oldest one requires-python allows."""
     if _VERSION_RE.match(python) and python.count(".") >= 1:
@@ -644,6 +694,7 @@ def _parse_target_options(
             offline=sub.boolean("offline", None),
             embed_python=_parse_embed_python(sub, root) if "embed-python" in table else None,
             extras=tuple(_parse_extras(sub, project) or ()),
+            macos_min=_parse_macos_min(sub, parse_target(key, host_triple)),
         )
     return options
 

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hatch_pyaket import artifacts, fetch, fsio, locking, payload, pythons, sbom, signing, toolchain, winres
+from hatch_pyaket import artifacts, fetch, fsio, locking, macos, payload, pythons, sbom, signing, toolchain, winres
 from hatch_pyaket.config import Entry, PyaketConfig
 from hatch_pyaket.errors import BuildError, PyaketError
 from hatch_pyaket.targets import Target
@@ -92,11 +92,17 @@ class Dependencies:
     python_interpreter: str = ""
 
 
-def resolve_dependencies(config: PyaketConfig, target: Target, wheel: Path, ctx: BuildContext) -> Dependencies:
-    """The lock, offline wheels and Python archive this target embeds, per the config."""
-    offline = config.offline_for(target)
-    embed = config.embed_python_for(target)
-    work = ctx.scratch / target.name
+def resolve_dependencies(
+    config: PyaketConfig, target: Target, wheel: Path, ctx: BuildContext, *, configured: Target | None = None
+) -> Dependencies:
+    """The lock, offline wheels and Python archive this target embeds, per the config.
+
+    `configured`: the target whose settings apply (a universal target, for one of its slices).
+    """
+    configured = configured or target
+    offline = config.offline_for(configured)
+    embed = config.embed_python_for(configured)
+    work = ctx.scratch / (target.name if configured is target else f"{configured.name}.{target.name}")
     work.mkdir(parents=True, exist_ok=True)
     lock_file: Path | None = None
     wheels: tuple[Path, ...] = ()
@@ -171,15 +177,40 @@ def _payload_spec(
     )
 
 
-def build_target(
-    config: PyaketConfig, app: App, target: Target, wheel: Path, output_dir: Path, ctx: BuildContext
-) -> list[artifacts.Artifact]:
-    """Compile one launcher per entry for `target` and place them in `output_dir`."""
-    options = config.options_for(target)
+@dataclass(frozen=True)
+class _Part:
+    """How one thin target (a target, or a slice of a universal one) is compiled, and what it embeds."""
+
+    target: Target
+    invocation: toolchain.Invocation
+    tool_env: Mapping[str, str]
+    uv: Path | None
+    deps: Dependencies
+    macos_min: macos.DeploymentTarget | None
+
+
+def _plan_part(config: PyaketConfig, configured: Target, part: Target, wheel: Path, ctx: BuildContext) -> _Part:
+    options = config.options_for(configured)
     cargo_args = [*config.cargo_args, *options.cargo_args]
     user_env = {**dict(config.env), **dict(options.env)}
+    macos_min = None
+    if part.os == "macos":
+        table = "tool.hatch.build.hooks.pyaket"
+        where = f'{table}.target."{configured.name}"'
+        macos_min = macos.deployment_target(
+            part,
+            config.macos_min_for(configured),
+            f"{where if options.macos_min is not None else table}.macos-min",
+            [
+                (f"{where}.env", dict(options.env)),
+                (f"{table}.env", dict(config.env)),
+                ("the build's environment", os.environ),
+            ],
+        )
+        # Read by rustc and by cargo-zigbuild, which hands zig the matching `-target <arch>-macos.<min>`.
+        user_env[macos.ENV_NAME] = str(macos_min)
     invocation = toolchain.plan(
-        target,
+        part,
         template=ctx.template,
         target_dir=ctx.cargo_target_dir,
         profile=config.cargo_profile,
@@ -187,70 +218,115 @@ def build_target(
         cargo_args=cargo_args,
         extra_env=user_env,
     )
-    tool_env = toolchain.preflight(invocation, target, cargo_args)
+    tool_env = toolchain.preflight(invocation, part, cargo_args)
+    uv = fetch.uv_binary(part, config.uv_version, report=ctx.report) if config.uv == "embed" else None
+    deps = resolve_dependencies(config, part, wheel, ctx, configured=configured)
+    return _Part(part, invocation, tool_env, uv, deps, macos_min)
+
+
+def build_target(
+    config: PyaketConfig, app: App, target: Target, wheel: Path, output_dir: Path, ctx: BuildContext
+) -> list[artifacts.Artifact]:
+    """Compile one launcher per entry for `target` and place them in `output_dir`.
+
+    A universal target compiles each slice as its own thin target (with its own uv and payload) and
+    merges them into one file.
+    """
     extras = config.extras_for(target)
     if extras:
         ctx.report(f"pyaket: {target.name}: the app is installed with its extras {', '.join(extras)}")
-    uv = fetch.uv_binary(target, config.uv_version, report=ctx.report) if config.uv == "embed" else None
-    deps = resolve_dependencies(config, target, wheel, ctx)
+    parts = [_plan_part(config, target, part, wheel, ctx) for part in (target.slices or (target,))]
     made = []
     for entry in config.entries:
-        resources = winres.cargo_env(
-            config, app.name, app.version, target, entry, invocation.tool, ctx.scratch, ctx.report
-        )
         destination = output_dir / artifacts.executable_name(entry.name, app.version, target)
-        # The staged payload and cargo's output are at fixed places in the shared target dir: from
-        # staging to copying the executable out, no other build may use that target dir.
-        with fsio.locked(
-            ctx.cargo_target_dir / BUILD_LOCK,
-            what=f"the cargo target dir {ctx.cargo_target_dir}",
-            doing=f"building {app.name} {app.version} for {target.name} [{entry.name}]",
-            report=ctx.report,
-        ):
-            staging = ctx.cargo_target_dir / "pyaket-payload" / target.name
-            staged = payload.stage(_payload_spec(config, app, target, entry, wheel, uv, deps), staging)
-            env = {
-                **tool_env,
-                "PYAKET_PAYLOAD_DIR": str(staging),
-                "PYAKET_GUI": "1" if entry.gui else "0",
-                # Compressed uv (and Python, wheels) shared across target dirs: ~30 s of CPU each.
-                "PYAKET_BLOB_CACHE": str(fetch.cache_dir() / "blobs"),
-                **resources,
-            }
-            ctx.report(f"pyaket: {target.name} [{entry.name}] with {invocation.tool}: {invocation.describe()}")
-            if not (ctx.cargo_target_dir / target.triple / config.cargo_profile).is_dir():
-                ctx.report(
-                    f"pyaket: first build for {target.name} in {ctx.cargo_target_dir}: compiling the launcher's "
-                    "crates takes a few minutes (and the crates.io registry the very first time); later builds "
-                    "take seconds"
-                )
-            built = toolchain.run(invocation, target, env, ctx.report)
-            placed = artifacts.place(
-                built, destination, payload_hash=str(staged["payload_hash"]), label=f"{target.name} [{entry.name}]"
+        finished: list[Path] = []
+        hashes: list[str] = []
+        staged_parts: list[dict[str, object]] = []
+        for part in parts:
+            resources = winres.cargo_env(
+                config, app.name, app.version, part.target, entry, part.invocation.tool, ctx.scratch, ctx.report
             )
+            # The staged payload and cargo's output are at fixed places in the shared target dir: from
+            # staging to copying the executable out, no other build may use that target dir.
+            with fsio.locked(
+                ctx.cargo_target_dir / BUILD_LOCK,
+                what=f"the cargo target dir {ctx.cargo_target_dir}",
+                doing=f"building {app.name} {app.version} for {part.target.name} [{entry.name}]",
+                report=ctx.report,
+            ):
+                staging = ctx.cargo_target_dir / "pyaket-payload" / part.target.name
+                spec = _payload_spec(config, app, part.target, entry, wheel, part.uv, part.deps)
+                staged = payload.stage(spec, staging)
+                staged_parts.append(staged)
+                hashes.append(str(staged["payload_hash"]))
+                env = {
+                    **part.tool_env,
+                    "PYAKET_PAYLOAD_DIR": str(staging),
+                    "PYAKET_GUI": "1" if entry.gui else "0",
+                    # Compressed uv (and Python, wheels) shared across target dirs: ~30 s of CPU each.
+                    "PYAKET_BLOB_CACHE": str(fetch.cache_dir() / "blobs"),
+                    **resources,
+                }
+                label = part.target.name if part.target is target else f"{target.name} ({part.target.name} slice)"
+                if part.macos_min:
+                    ctx.report(f"pyaket: {label} starts on macOS {part.macos_min} and later ({part.macos_min.source})")
+                ctx.report(f"pyaket: {label} [{entry.name}] with {part.invocation.tool}: {part.invocation.describe()}")
+                if not (ctx.cargo_target_dir / part.target.triple / config.cargo_profile).is_dir():
+                    ctx.report(
+                        f"pyaket: first build for {part.target.name} in {ctx.cargo_target_dir}: compiling the "
+                        "launcher's crates takes a few minutes (and the crates.io registry the very first time); "
+                        "later builds take seconds"
+                    )
+                built = toolchain.run(part.invocation, part.target, env, ctx.report)
+                if part.macos_min is None:
+                    placed = artifacts.place(
+                        built, destination, payload_hash=hashes[-1], label=f"{target.name} [{entry.name}]"
+                    )
+                    continue
+                # Out of the shared target dir before the lock is released; the identifier is the
+                # executable's name rather than cargo's `pyaket_launcher-<hash>`.
+                finished.append(ctx.scratch / "macos" / target.name / entry.name / part.target.triple)
+                finished[-1].parent.mkdir(parents=True, exist_ok=True)
+                macos.finish_slice(
+                    built,
+                    finished[-1],
+                    slice_target=part.target,
+                    minimum=part.macos_min,
+                    identifier=entry.name,
+                    payload_hash=hashes[-1],
+                )
+        if finished:
+            result = finished[0]
+            if len(finished) > 1:
+                result = finished[0].with_name("universal")
+                macos.merge_universal(finished, result)
+            placed = artifacts.place(result, destination, payload_hash=hashes[0], label=f"{target.name} [{entry.name}]")
         if ctx.signer is not None and ctx.signer.applies_to(target):
             # Before recording: SHA256SUMS and the manifest must describe the signed bytes.
             ctx.signer.sign(placed.path, target, entry.name)
             placed = signing.placed_after_signing(placed.path)
         bom = ""
         if config.sbom:
+            # A universal file's SBOM describes its first slice's payload (the slices differ only in their uv).
+            first = parts[0]
             bom = sbom.for_executable(
                 executable=destination, entry=entry.name, app_name=app.name, app_version=app.version,
-                target_name=target.name, triple=target.triple, staged=staged, wheel=wheel, lock=deps.lock,
-                wheels=deps.wheels, uv=uv, uv_version=config.uv_version, python_archive=deps.python_archive,
-                python_version=config.lock_python or config.python, template=ctx.template,
-                environ={**os.environ, **invocation.env, **tool_env}, report=ctx.report,
+                target_name=target.name, triple=first.target.triple, staged=staged_parts[0], wheel=wheel,
+                lock=first.deps.lock, wheels=first.deps.wheels, uv=first.uv, uv_version=config.uv_version,
+                python_archive=first.deps.python_archive, python_version=config.lock_python or config.python,
+                template=ctx.template, environ={**os.environ, **first.invocation.env, **first.tool_env},
+                report=ctx.report,
             )  # fmt: skip
         made.append(
             artifacts.record(
                 placed,
                 target,
                 entry.name,
-                invocation.tool,
+                parts[0].invocation.tool,
                 python=config.python,
-                uv_version=config.uv_version if uv else "",
+                uv_version=config.uv_version if parts[0].uv else "",
                 offline=config.offline_for(target),
-                embedded_python=deps.python_archive is not None,
+                embedded_python=parts[0].deps.python_archive is not None,
                 sbom=bom,
             )
         )

@@ -28,6 +28,7 @@ KNOWN_TRIPLES: tuple[str, ...] = (
     "x86_64-pc-windows-gnu",
     "x86_64-apple-darwin",
     "aarch64-apple-darwin",
+    "universal2-apple-darwin",
 )
 
 # Unambiguous short names people type; each maps to exactly one triple.
@@ -38,7 +39,17 @@ ALIASES: dict[str, str] = {
     "windows-aarch64": "aarch64-pc-windows-msvc",
     "macos-x86_64": "x86_64-apple-darwin",
     "macos-aarch64": "aarch64-apple-darwin",
+    "macos-universal2": "universal2-apple-darwin",
 }
+
+# One macOS download for both architectures: these thin targets, each with its own uv, merged into
+# one universal ("fat") file, x86_64 first as Apple's own universal files have it.
+UNIVERSAL_SLICES: dict[str, tuple[str, ...]] = {
+    "universal2-apple-darwin": ("x86_64-apple-darwin", "aarch64-apple-darwin"),
+}
+# The oldest macOS Rust's std supports per architecture (rustc's own defaults); zig would
+# otherwise link for its newest (macOS 15), which older Macs refuse to start.
+MACOS_MIN_BY_ARCH: dict[str, tuple[int, int]] = {"aarch64": (11, 0), "x86_64": (10, 12)}
 
 # manylinux2014's reach: zig links against this glibc unless the target names another floor.
 DEFAULT_GLIBC_FLOOR = (2, 17)
@@ -87,6 +98,19 @@ class Target:
         if self.os == "macos":
             return "darwin"
         return "musl" if "musl" in self.triple else ("msvc" if self.triple.endswith("msvc") else "gnu")
+
+    @property
+    def slices(self) -> tuple[Target, ...]:
+        """The thin targets a universal target is merged from; () for a thin target."""
+        return tuple(Target(name, name, None) for name in UNIVERSAL_SLICES.get(self.triple, ()))
+
+    @property
+    def macos_floor(self) -> tuple[int, int] | None:
+        """The oldest macOS the target can be linked for (the lowest of its slices'); None off macOS."""
+        if self.os != "macos":
+            return None
+        arches = [s.arch for s in self.slices] or [self.arch]
+        return min(MACOS_MIN_BY_ARCH.get(arch, (11, 0)) for arch in arches)
 
     @property
     def exe_suffix(self) -> str:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from hatch_pyaket import macho
 from tests.conftest import ROOT
 from tests.e2e.crossenv import load_cross_env
 from tests.e2e.helpers import build
@@ -81,10 +82,15 @@ def test_glibc_floor_holds(cross: CrossBuild, target: str) -> None:
 
 
 def test_macos_target_is_a_mach_o_arm64_executable(cross: CrossBuild) -> None:
-    head = cross.exe("aarch64-apple-darwin").read_bytes()[:8]
-    magic, cputype = struct.unpack("<II", head)
+    data = cross.exe("aarch64-apple-darwin").read_bytes()
+    magic, cputype = struct.unpack("<II", data[:8])
     assert magic == 0xFEEDFACF  # 64-bit Mach-O
     assert cputype == 0x0100000C  # CPU_TYPE_ARM64
+    # build-std with Debian's rustc links for Rust's minimum too, not zig's macOS 15 (test_macos.py has the rest).
+    thin = macho.read_thin(data)
+    assert thin.minos == (11, 0, 0)
+    directory = thin.code_directory()
+    assert directory is not None and directory.identifier == "example-app" and directory.page_hashes_match(data)
 
 
 def _self_check(command: list[str], env: dict[str, str]) -> str:
