@@ -144,11 +144,16 @@ def measure(app: App, work: Path, runs: int, first_runs: int) -> list[list[str]]
             target = work / f"floor-{app.key}-{bytecode}-{i}"
             start = time.perf_counter()
             sh([uv, "venv", "--quiet", "--python", python, target], env=base)
-            sh([uv, "pip", "install", "--quiet", "--compile-bytecode", "--python", target / "bin" / "python", wheel], env=base)
+            sh(
+                [uv, "pip", "install", "--quiet", "--compile-bytecode", "--python", target / "bin" / "python", wheel],
+                env=base,
+            )
             timed([target / "bin" / app.script, *app.args], base)
             floors.append(time.perf_counter() - start)
         first = (statistics.median(firsts), statistics.median(floors))
-        rows.append([app.key, setting, ms(warm[0]), ms(warm[1]), ratio(*warm), ms(first[0]), ms(first[1]), ratio(*first)])
+        rows.append(
+            [app.key, setting, ms(warm[0]), ms(warm[1]), ratio(*warm), ms(first[0]), ms(first[1]), ratio(*first)]
+        )
     return rows
 
 
@@ -171,8 +176,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="pyaket-bytecode-") as tmp:
         for key in args.apps.split(","):
             rows += measure(APPS[key], Path(tmp), args.runs, args.first_runs)
-    print(f"machine: PYTHONDONTWRITEBYTECODE={os.environ.get('PYTHONDONTWRITEBYTECODE', '(unset)')}; "
-          f"{os.cpu_count()} cores; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
+    print(
+        f"machine: PYTHONDONTWRITEBYTECODE={os.environ.get('PYTHONDONTWRITEBYTECODE', '(unset)')}; "
+        f"{os.cpu_count()} cores; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
+    )
     print("warm start: the executable vs a `pip install`ed venv's console script (median of interleaved runs);")
     print("first run: a fresh install root vs `uv venv` + `uv pip install --compile-bytecode` + one run, uv cache warm")
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]

@@ -50,8 +50,14 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 TOOLS = ("hatch-pyaket", "pyinstaller", "pyapp", "pyaket")
-TITLES = {"hatch-pyaket": "hatch-pyaket", "pyinstaller": "PyInstaller", "pyapp": "PyApp", "pyaket": "Pyaket",
-          "floor": "venv floor", "floor-c": "venv python -c"}
+TITLES = {
+    "hatch-pyaket": "hatch-pyaket",
+    "pyinstaller": "PyInstaller",
+    "pyapp": "PyApp",
+    "pyaket": "Pyaket",
+    "floor": "venv floor",
+    "floor-c": "venv python -c",
+}
 PYAKET_REQUIREMENT = "pyaket>=0.10,<0.11"
 GOALS = {"warm_rebuild_s": 5.0, "warm_start_ratio": 1.05, "launcher_bytes": 1.5e6, "first_run_ratio": 1.2}
 # Environment that would change what a tool installs or where; removed for every build and run.
@@ -197,7 +203,7 @@ def make_apps(work: Path, keys: Sequence[str]) -> list[App]:
         shutil.copytree(app.source, app.plain)
         pyproject = app.plain / "pyproject.toml"
         text = pyproject.read_text()
-        text = re.sub(r'requires = \[[^\]]*\]', 'requires = ["hatchling"]', text, count=1)
+        text = re.sub(r"requires = \[[^\]]*\]", 'requires = ["hatchling"]', text, count=1)
         pyproject.write_text(without_table(text, "tool.hatch.build.hooks.pyaket"))
     return apps
 
@@ -235,8 +241,14 @@ def tail(path: Path, lines: int = 4) -> str:
     return " | ".join(kept)[-400:]
 
 
-def run_logged(cmd: Sequence[str | Path], log_file: Path, *, env: Mapping[str, str], cwd: Path | None = None,
-               timeout: float | None = None) -> float:
+def run_logged(
+    cmd: Sequence[str | Path],
+    log_file: Path,
+    *,
+    env: Mapping[str, str],
+    cwd: Path | None = None,
+    timeout: float | None = None,
+) -> float:
     """Runs a build step with its output in `log_file`; returns the wall time; raises StepFailed."""
     log_file.parent.mkdir(parents=True, exist_ok=True)
     with log_file.open("a") as out:
@@ -245,8 +257,14 @@ def run_logged(cmd: Sequence[str | Path], log_file: Path, *, env: Mapping[str, s
         start = time.perf_counter()
         try:
             code = subprocess.run(
-                [str(c) for c in cmd], cwd=cwd, env=dict(env), stdout=out, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL, timeout=timeout, check=False,
+                [str(c) for c in cmd],
+                cwd=cwd,
+                env=dict(env),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                timeout=timeout,
+                check=False,
             ).returncode
         except subprocess.TimeoutExpired:
             raise StepFailed(f"timed out after {timeout:.0f} s: {Path(str(cmd[0])).name} (log: {log_file})") from None
@@ -254,7 +272,9 @@ def run_logged(cmd: Sequence[str | Path], log_file: Path, *, env: Mapping[str, s
             raise StepFailed(f"cannot run {cmd[0]}: {error}") from None
         seconds = time.perf_counter() - start
     if code != 0:
-        raise StepFailed(f"`{Path(str(cmd[0])).name} {' '.join(map(str, cmd[1:3]))}` exited {code}: {tail(log_file)} (log: {log_file})")
+        raise StepFailed(
+            f"`{Path(str(cmd[0])).name} {' '.join(map(str, cmd[1:3]))}` exited {code}: {tail(log_file)} (log: {log_file})"
+        )
     return seconds
 
 
@@ -285,8 +305,15 @@ def gnu_time() -> str | None:
     return None
 
 
-def run_measured(cmd: Sequence[str | Path], *, env: Mapping[str, str], cwd: Path, capture: Path | None = None,
-                 rss: bool = False, timeout: float = 600) -> Sample:
+def run_measured(
+    cmd: Sequence[str | Path],
+    *,
+    env: Mapping[str, str],
+    cwd: Path,
+    capture: Path | None = None,
+    rss: bool = False,
+    timeout: float = 600,
+) -> Sample:
     """One run: its wall time, and with `rss` the peak RSS of the largest process of its tree (GNU time's %M)."""
     out = err = subprocess.DEVNULL
     files = []
@@ -303,8 +330,16 @@ def run_measured(cmd: Sequence[str | Path], *, env: Mapping[str, str], cwd: Path
     try:
         start = time.perf_counter()
         try:
-            code = subprocess.run(argv, env=dict(env), cwd=cwd, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                                  timeout=timeout, check=False).returncode
+            code = subprocess.run(
+                argv,
+                env=dict(env),
+                cwd=cwd,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=err,
+                timeout=timeout,
+                check=False,
+            ).returncode
         except subprocess.TimeoutExpired:
             code = -9
         seconds = time.perf_counter() - start
@@ -395,12 +430,16 @@ class Bench:
         python_exe = path / "bin" / "python"
         if not python_exe.exists():
             if self.uv:
-                run_logged([self.uv, "venv", "--quiet", "--python", python or sys.executable, path], log_file, env=self.env())
+                run_logged(
+                    [self.uv, "venv", "--quiet", "--python", python or sys.executable, path], log_file, env=self.env()
+                )
             else:
                 run_logged([python or sys.executable, "-m", "venv", path], log_file, env=self.env())
         if packages:
             if self.uv:
-                run_logged([self.uv, "pip", "install", "--quiet", "--python", python_exe, *packages], log_file, env=self.env())
+                run_logged(
+                    [self.uv, "pip", "install", "--quiet", "--python", python_exe, *packages], log_file, env=self.env()
+                )
             else:
                 run_logged([python_exe, "-m", "pip", "install", "-q", *packages], log_file, env=self.env())
         return python_exe
@@ -441,9 +480,7 @@ class Bench:
 
     def find_uv(self) -> None:
         """The uv the launcher embeds (downloaded into the plugin's cache); else uv from PATH or PyPI."""
-        probe = (
-            "from hatch_pyaket import locking, config; print(locking.host_uv()); print(config.DEFAULT_UV_VERSION)"
-        )
+        probe = "from hatch_pyaket import locking, config; print(locking.host_uv()); print(config.DEFAULT_UV_VERSION)"
         out = capture([sys.executable, "-c", probe], env=self.plugin_env())
         lines = (out or "").splitlines()
         if len(lines) == 2 and Path(lines[0]).is_file():
@@ -468,8 +505,11 @@ class Bench:
         cargo = shutil.which("cargo")
         if cargo:
             with contextlib.suppress(StepFailed):
-                run_logged([cargo, "fetch", "--locked", "--manifest-path", ROOT / "rust_template" / "Cargo.toml"],
-                           self.log_file("prime"), env=env)
+                run_logged(
+                    [cargo, "fetch", "--locked", "--manifest-path", ROOT / "rust_template" / "Cargo.toml"],
+                    self.log_file("prime"),
+                    env=env,
+                )
 
     # ---- wheels
 
@@ -477,8 +517,12 @@ class Bench:
         """The app's wheel from the hook-less project (what every peer packages); timed."""
         dist = app.plain.parent / "wheel"
         shutil.rmtree(dist, ignore_errors=True)
-        seconds = run_logged([sys.executable, "-m", "build", "--no-isolation", "--wheel", "--outdir", dist, app.plain],
-                             self.log_file(f"{app.key}-wheel"), env=self.env(), cwd=app.plain)
+        seconds = run_logged(
+            [sys.executable, "-m", "build", "--no-isolation", "--wheel", "--outdir", dist, app.plain],
+            self.log_file(f"{app.key}-wheel"),
+            env=self.env(),
+            cwd=app.plain,
+        )
         (wheel,) = dist.glob("*.whl")
         self.wheel_times.setdefault(app.key, []).append(seconds)
         return seconds, wheel
@@ -494,8 +538,9 @@ class Bench:
 
         def build() -> float:
             shutil.rmtree(project / "dist", ignore_errors=True)
-            return run_logged([sys.executable, "-m", "build", "--no-isolation", "--wheel", project], log_file,
-                              env=env, cwd=project)
+            return run_logged(
+                [sys.executable, "-m", "build", "--no-isolation", "--wheel", project], log_file, env=env, cwd=project
+            )
 
         app.edit(project, 0)
         # A cold build compresses uv: empty the plugin's blob cache too (the downloaded uv stays).
@@ -505,8 +550,10 @@ class Bench:
         # What every later project or fresh target dir on this machine pays: uv's blob comes from the cache.
         shutil.rmtree(target_dir, ignore_errors=True)
         shared = build()
-        result.notes.append(f"cold build with uv's compressed blob already in the plugin's cache "
-                            f"(any later project or fresh target dir on the machine): {secs_text(shared)}")
+        result.notes.append(
+            f"cold build with uv's compressed blob already in the plugin's cache "
+            f"(any later project or fresh target dir on the machine): {secs_text(shared)}"
+        )
         for n in range(1, self.args.repeat + 1):
             app.edit(project, n)
             result.warm_s.append(build())
@@ -529,21 +576,29 @@ class Bench:
         embedded = {payload_files.get(sha, sha[:12]): size for sha, size in blobs.items()}
         self.launcher["embed_exe"] = result.size
         self.launcher["embed_blobs"] = embedded
-        self.launcher["embed_raw"] = {payload_files.get(sha, sha[:12]): raw for sha, raw in self.payload_sizes(target_dir).items()}
+        self.launcher["embed_raw"] = {
+            payload_files.get(sha, sha[:12]): raw for sha, raw in self.payload_sizes(target_dir).items()
+        }
         project = app.source.parent / "uv-path"
         shutil.rmtree(project, ignore_errors=True)
         shutil.copytree(app.source, project, ignore=shutil.ignore_patterns("dist"))
         pyproject = project / "pyproject.toml"
         pyproject.write_text(pyproject.read_text().replace('targets = ["host"]', 'targets = ["host"]\nuv = "path"'))
         try:
-            run_logged([sys.executable, "-m", "build", "--no-isolation", "--wheel", project],
-                       self.log_file(f"{app.key}-hatch-pyaket-uv-path"), env=env, cwd=project)
+            run_logged(
+                [sys.executable, "-m", "build", "--no-isolation", "--wheel", project],
+                self.log_file(f"{app.key}-hatch-pyaket-uv-path"),
+                env=env,
+                cwd=project,
+            )
             exe = self.find_exe(project / "dist", app)
         except StepFailed as error:
             self.launcher["uv_path_error"] = str(error)
             return
         self.launcher["path_exe"] = exe.stat().st_size
-        self.launcher["path_blobs"] = {payload_files.get(sha, sha[:12]): size for sha, size in payload_blobs(target_dir).items()}
+        self.launcher["path_blobs"] = {
+            payload_files.get(sha, sha[:12]): size for sha, size in payload_blobs(target_dir).items()
+        }
         self.launcher["stripped"] = "not stripped" not in (capture(["file", str(exe)]) or "")
 
     def payload_manifest(self, target_dir: Path) -> dict[str, str]:
@@ -580,10 +635,26 @@ class Bench:
 
         def pyinstaller(clean: bool) -> float:
             return run_logged(
-                [python, "-m", "PyInstaller", "--onefile", "--noconfirm", *(["--clean"] if clean else []),
-                 "--name", app.script, "--distpath", base / "dist", "--workpath", base / "work",
-                 "--specpath", base, entry],
-                log_file, env=env, cwd=base,
+                [
+                    python,
+                    "-m",
+                    "PyInstaller",
+                    "--onefile",
+                    "--noconfirm",
+                    *(["--clean"] if clean else []),
+                    "--name",
+                    app.script,
+                    "--distpath",
+                    base / "dist",
+                    "--workpath",
+                    base / "work",
+                    "--specpath",
+                    base,
+                    entry,
+                ],
+                log_file,
+                env=env,
+                cwd=base,
             )
 
         app.edit(app.plain, 0)
@@ -595,8 +666,11 @@ class Bench:
         for n in range(1, self.args.repeat + 1):
             app.edit(app.plain, n)
             wheel_s, wheel = self.build_wheel(app)
-            install_s = run_logged([self.uv, "pip", "install", "--quiet", "--python", python, "--reinstall-package",
-                                    app.dist, wheel], log_file, env=env)
+            install_s = run_logged(
+                [self.uv, "pip", "install", "--quiet", "--python", python, "--reinstall-package", app.dist, wheel],
+                log_file,
+                env=env,
+            )
             result.warm_s.append(wheel_s + install_s + pyinstaller(clean=False))
             result.edit = n
         result.exe = base / "dist" / app.script
@@ -606,7 +680,13 @@ class Bench:
         if tool in self.versions:
             return self.versions[tool]
         python = self.venv(self.tools_dir / tool, requirement)
-        version = capture([str(python), "-c", f"import importlib.metadata as m; print(m.version({requirement.split('>')[0].split('=')[0]!r}))"])
+        version = capture(
+            [
+                str(python),
+                "-c",
+                f"import importlib.metadata as m; print(m.version({requirement.split('>')[0].split('=')[0]!r}))",
+            ]
+        )
         self.versions[tool] = version or "?"
         return self.versions[tool]
 
@@ -634,8 +714,9 @@ class Bench:
         def build(wheel: Path) -> float:
             with contextlib.suppress(FileNotFoundError):
                 out.unlink()
-            return run_logged([hatch, "build", "-t", "binary"], log_file, env={**env, "PYAPP_PROJECT_PATH": str(wheel)},
-                              cwd=app.plain)
+            return run_logged(
+                [hatch, "build", "-t", "binary"], log_file, env={**env, "PYAPP_PROJECT_PATH": str(wheel)}, cwd=app.plain
+            )
 
         app.edit(app.plain, 0)
         wheel_s, wheel = self.build_wheel(app)
@@ -662,7 +743,9 @@ class Bench:
             result.warm_s.append(wheel_s + build(wheel))
             result.edit = n
         if result.warm_s and len(result.warm_s) < self.args.repeat:
-            result.notes.append(f"warm rebuild: {len(result.warm_s)} measured, not {self.args.repeat} (each takes minutes)")
+            result.notes.append(
+                f"warm rebuild: {len(result.warm_s)} measured, not {self.args.repeat} (each takes minutes)"
+            )
 
     def local_server(self) -> LocalServer:
         if self.server is None:
@@ -694,8 +777,9 @@ class Bench:
         # Its CLI chains typer commands (`pyaket app ... run ... compile`), which fails with the typer
         # it installs ("No such option"), so the documented project model is driven directly.
         driver = base / "build.py"
-        driver.write_text(textwrap.dedent(
-            """\
+        driver.write_text(
+            textwrap.dedent(
+                """\
             import sys
             from pathlib import Path
             from pyaket import PyaketProject
@@ -708,7 +792,8 @@ class Bench:
             project.python.version = python  # its default, 3.13, would be downloaded from GitHub
             print(project.compile(cache=Path(cache), output=Path(output)))
             """
-        ))
+            )
+        )
         cache = self.work / "pyaket-target" if self.args.keep_pyaket_target else base / "target"
         if not self.args.keep_pyaket_target:
             shutil.rmtree(cache, ignore_errors=True)
@@ -718,9 +803,23 @@ class Bench:
         timeout = self.args.pyaket_timeout * 60
 
         def build(wheel: Path) -> float:
-            return run_logged([python, driver, wheel, app.dist, app.version, app.main_module,
-                               f"{sys.version_info.major}.{sys.version_info.minor}", cache, base / "release"],
-                              log_file, env=env, cwd=base, timeout=timeout)
+            return run_logged(
+                [
+                    python,
+                    driver,
+                    wheel,
+                    app.dist,
+                    app.version,
+                    app.main_module,
+                    f"{sys.version_info.major}.{sys.version_info.minor}",
+                    cache,
+                    base / "release",
+                ],
+                log_file,
+                env=env,
+                cwd=base,
+                timeout=timeout,
+            )
 
         app.edit(app.plain, 0)
         wheel_s, wheel = self.build_wheel(app)
@@ -729,8 +828,16 @@ class Bench:
         if cold:
             result.cold_s = seconds
             if self.args.keep_pyaket_target:
-                record.write_text(json.dumps({"seconds": seconds, "version": version, "load": load_text(),
-                                              "date": _dt.datetime.now().isoformat(timespec="minutes")}))
+                record.write_text(
+                    json.dumps(
+                        {
+                            "seconds": seconds,
+                            "version": version,
+                            "load": load_text(),
+                            "date": _dt.datetime.now().isoformat(timespec="minutes"),
+                        }
+                    )
+                )
         else:
             result.warm_s.append(seconds)  # the kept target dir makes this first build a warm one
             if record.is_file():
@@ -773,28 +880,62 @@ class Bench:
             shutil.rmtree(home, ignore_errors=True)
             for sub in ("data", "cache", "tmp", "cwd"):
                 (home / sub).mkdir(parents=True)
-            env = self.env(XDG_DATA_HOME=str(home / "data"), XDG_CACHE_HOME=str(home / "cache"),
-                           TMPDIR=str(home / "tmp"))
+            env = self.env(
+                XDG_DATA_HOME=str(home / "data"), XDG_CACHE_HOME=str(home / "cache"), TMPDIR=str(home / "tmp")
+            )
             return home, env
 
         def first_run(result: ToolResult, home: Path, env: dict[str, str]) -> Sample:
             if result is not floor:
-                return run_measured([result.exe, *app.args], env=env, cwd=home / "cwd", capture=home / "first", rss=True)
+                return run_measured(
+                    [result.exe, *app.args], env=env, cwd=home / "cwd", capture=home / "first", rss=True
+                )
             venv = home / "venv"
-            a = run_measured([self.uv, "venv", "--quiet", "--python", floor_python, venv], env=env, cwd=home / "cwd",
-                             capture=home / "venv", rss=True)
+            a = run_measured(
+                [self.uv, "venv", "--quiet", "--python", floor_python, venv],
+                env=env,
+                cwd=home / "cwd",
+                capture=home / "venv",
+                rss=True,
+            )
             if a.code:
                 return a
             # --compile-bytecode: what a user's own install gives (pip compiles at install; the launcher does too).
-            b = run_measured([self.uv, "pip", "install", "--quiet", "--compile-bytecode", "--python", venv / "bin" / "python", wheel],
-                             env=env, cwd=home / "cwd", capture=home / "pip", rss=True)
+            b = run_measured(
+                [
+                    self.uv,
+                    "pip",
+                    "install",
+                    "--quiet",
+                    "--compile-bytecode",
+                    "--python",
+                    venv / "bin" / "python",
+                    wheel,
+                ],
+                env=env,
+                cwd=home / "cwd",
+                capture=home / "pip",
+                rss=True,
+            )
             rss = [x for x in (a.maxrss_kb, b.maxrss_kb) if x is not None]
             # The same from uv's cache alone, as hatch-pyaket's first run tries first: shown next to the goal.
             offline = home / "venv-offline"
-            c = run_measured([self.uv, "venv", "--quiet", "--python", floor_python, offline], env=env,
-                             cwd=home / "cwd")
-            d = run_measured([self.uv, "pip", "install", "--quiet", "--offline", "--compile-bytecode", "--python",
-                              offline / "bin" / "python", wheel], env=env, cwd=home / "cwd")
+            c = run_measured([self.uv, "venv", "--quiet", "--python", floor_python, offline], env=env, cwd=home / "cwd")
+            d = run_measured(
+                [
+                    self.uv,
+                    "pip",
+                    "install",
+                    "--quiet",
+                    "--offline",
+                    "--compile-bytecode",
+                    "--python",
+                    offline / "bin" / "python",
+                    wheel,
+                ],
+                env=env,
+                cwd=home / "cwd",
+            )
             if c.code == 0 and d.code == 0:
                 floor.first_offline.append(c.seconds + d.seconds)
             return Sample(a.seconds + b.seconds, max(rss) if rss else None, b.code, "", a.stderr + b.stderr)
@@ -827,14 +968,20 @@ class Bench:
             venv = result.home / "venv"
             warm["floor"] = ([venv / "bin" / app.script, *app.args], result.run_env, cwd, floor)
             # Exactly what the launcher execs after its own work.
-            warm["floor-c"] = ([venv / "bin" / "python", "-s", "-c", bootstrap(app.entry), venv / "bin" / app.script,
-                                *app.args], result.run_env, cwd, floor_c)
+            warm["floor-c"] = (
+                [venv / "bin" / "python", "-s", "-c", bootstrap(app.entry), venv / "bin" / app.script, *app.args],
+                result.run_env,
+                cwd,
+                floor_c,
+            )
         log(f"{app.key}: {self.args.runs} warm starts per tool, interleaved")
         for key, (cmd, env, cwd, result) in list(warm.items()):
             # Warm-up (page cache), and proof that a warm run runs the app.
             check = run_measured(cmd, env=env, cwd=cwd, capture=self.run_dir / "warmcheck" / f"{app.key}-{key}")
             if check.code != 0 or f"bench-edit-{result.edit}" not in check.stdout:
-                result.run_error = f"warm run exited {check.code}: {(check.stderr.strip() or check.stdout.strip())[-300:]}"
+                result.run_error = (
+                    f"warm run exited {check.code}: {(check.stderr.strip() or check.stdout.strip())[-300:]}"
+                )
                 del warm[key]
                 continue
             run_measured(cmd, env=env, cwd=cwd)
@@ -846,8 +993,10 @@ class Bench:
                 result.warm_rss.extend(x for x in [run_measured(cmd, env=env, cwd=cwd, rss=True).maxrss_kb] if x)
         hp = results.get("hatch-pyaket")
         if hp and hp.exe and hp.home and app.key == "example":
-            info = [run_measured([hp.exe], env={**hp.run_env, "PYAKET_SELF": "info"}, cwd=hp.home / "cwd", rss=True)
-                    for _ in range(self.args.rss_runs)]
+            info = [
+                run_measured([hp.exe], env={**hp.run_env, "PYAKET_SELF": "info"}, cwd=hp.home / "cwd", rss=True)
+                for _ in range(self.args.rss_runs)
+            ]
             self.launcher["self_info_rss_kb"] = median(s.maxrss_kb for s in info if s.maxrss_kb)
         return {"floor": floor, "floor-c": floor_c}
 
@@ -889,7 +1038,9 @@ def make_python_archive(directory: Path, triple: str) -> str:
 
     def keep(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
         parts = info.name.split("/")
-        if len(parts) > 3 and (parts[3] in {"test", "idlelib", "tkinter", "turtledemo"} or parts[3].startswith("config-")):
+        if len(parts) > 3 and (
+            parts[3] in {"test", "idlelib", "tkinter", "turtledemo"} or parts[3].startswith("config-")
+        ):
             return None  # tests, GUI bits, the static libpython and its Makefile
         if len(parts) > 4 and parts[3] == "site-packages":
             return None
@@ -922,8 +1073,9 @@ def make_uv_archive(directory: Path, uv: str, triple: str) -> str:
 def capture(cmd: Sequence[str], env: Mapping[str, str] | None = None, *, stderr: bool = False) -> str:
     """A command's stdout (or stderr), stripped; "" when it fails."""
     try:
-        result = subprocess.run(list(cmd), capture_output=True, text=True, env=None if env is None else dict(env),
-                                timeout=300, check=False)
+        result = subprocess.run(
+            list(cmd), capture_output=True, text=True, env=None if env is None else dict(env), timeout=300, check=False
+        )
     except (OSError, subprocess.TimeoutExpired):
         return ""
     if result.returncode != 0:
@@ -1021,8 +1173,10 @@ def cell(value: float | None, base: float | None, fmt: Callable[[float | None], 
 def report(bench: Bench, apps: list[App], per_app: dict[str, dict[str, ToolResult]], load_start: str) -> str:
     a = bench.args
     lines = [
-        (f"hatch-pyaket benchmarks, {_dt.datetime.now().strftime('%Y-%m-%d %H:%M')} "
-         f"({'quick' if a.quick else 'full'} mode; {time.monotonic() - bench.started:.0f} s in all)"),
+        (
+            f"hatch-pyaket benchmarks, {_dt.datetime.now().strftime('%Y-%m-%d %H:%M')} "
+            f"({'quick' if a.quick else 'full'} mode; {time.monotonic() - bench.started:.0f} s in all)"
+        ),
         f"machine: {machine_summary()}; load average (1/5/15 min) at start {load_start}, at end {load_text()}",
         "versions: " + ", ".join(v if v.lower().startswith(k) else f"{k} {v}" for k, v in bench.versions.items() if v),
         "",
@@ -1044,7 +1198,16 @@ def report(bench: Bench, apps: list[App], per_app: dict[str, dict[str, ToolResul
     ]
     for note in bench.notes:
         lines.extend(textwrap.wrap(note, 100, initial_indent="note: ", subsequent_indent="      "))
-    headers = ["tool", "cold build", "warm rebuild", "exe size", "first run", "warm start", "peak RSS first", "peak RSS warm"]
+    headers = [
+        "tool",
+        "cold build",
+        "warm rebuild",
+        "exe size",
+        "first run",
+        "warm start",
+        "peak RSS first",
+        "peak RSS warm",
+    ]
     goals: list[str] = []
     for app in apps:
         results = per_app.get(app.key, {})
@@ -1064,16 +1227,18 @@ def report(bench: Bench, apps: list[App], per_app: dict[str, dict[str, ToolResul
                 continue
             f = figures(r)
             base = {} if r is hp else figures(hp) if hp and not hp.error else {}
-            rows.append([
-                title,
-                cell(f["cold"], base.get("cold"), secs_text) + ("*" if r.cold_cached else ""),
-                cell(f["warm_build"], base.get("warm_build"), secs_text),
-                cell(f["size"], base.get("size"), size_text),
-                cell(f["first"], base.get("first"), secs_text),
-                cell(f["warm"], base.get("warm"), secs_text),
-                cell(f["rss_first"], base.get("rss_first"), size_text),
-                cell(f["rss_warm"], base.get("rss_warm"), size_text),
-            ])
+            rows.append(
+                [
+                    title,
+                    cell(f["cold"], base.get("cold"), secs_text) + ("*" if r.cold_cached else ""),
+                    cell(f["warm_build"], base.get("warm_build"), secs_text),
+                    cell(f["size"], base.get("size"), size_text),
+                    cell(f["first"], base.get("first"), secs_text),
+                    cell(f["warm"], base.get("warm"), secs_text),
+                    cell(f["rss_first"], base.get("rss_first"), size_text),
+                    cell(f["rss_warm"], base.get("rss_warm"), size_text),
+                ]
+            )
             if r.run_error:
                 reasons.append(f"  {title}: runs failed: {r.run_error}")
             reasons.extend(f"  {title}: {note}" for note in r.notes)
@@ -1088,27 +1253,41 @@ def report(bench: Bench, apps: list[App], per_app: dict[str, dict[str, ToolResul
             ff = figures(floor) if floor else {}
             fc = figures(floor_c) if floor_c else {}
             goals.append(f"  [{app.key}]")
-            goals.append(goal_line("warm rebuild after a wheel change", f["warm_build"], GOALS["warm_rebuild_s"], "s",
-                                   secs_text(f["warm_build"]) + " (python -m build --wheel, end to end)"))
+            goals.append(
+                goal_line(
+                    "warm rebuild after a wheel change",
+                    f["warm_build"],
+                    GOALS["warm_rebuild_s"],
+                    "s",
+                    secs_text(f["warm_build"]) + " (python -m build --wheel, end to end)",
+                )
+            )
             if f["warm"] and ff.get("warm"):
                 ratio = f["warm"] / ff["warm"]
                 detail = f"{secs_text(f['warm'])} vs venv console script {secs_text(ff['warm'])}"
                 if fc.get("warm"):
-                    detail += f"; vs `python -s -c <same bootstrap>` {secs_text(fc['warm'])} = {f['warm'] / fc['warm']:.3f}x"
+                    detail += (
+                        f"; vs `python -s -c <same bootstrap>` {secs_text(fc['warm'])} = {f['warm'] / fc['warm']:.3f}x"
+                    )
                 goals.append(goal_line("warm start / venv's Python", ratio, GOALS["warm_start_ratio"], "x", detail))
             if f["first"] and ff.get("first"):
                 ratio = f["first"] / ff["first"]
                 detail = f"{secs_text(f['first'])} vs {secs_text(ff['first'])}"
                 if ff.get("warm"):
                     with_run = ff["first"] + ff["warm"]
-                    detail += (f"; a first run also runs the app: vs install + one warm run {secs_text(with_run)} = "
-                               f"{f['first'] / with_run:.2f}x")
+                    detail += (
+                        f"; a first run also runs the app: vs install + one warm run {secs_text(with_run)} = "
+                        f"{f['first'] / with_run:.2f}x"
+                    )
                 offline = median(floor.first_offline) if floor else None
                 if offline:
-                    detail += (f"; vs the same from uv's cache alone (`--offline`), which hatch-pyaket tries first: "
-                               f"{secs_text(offline)} = {f['first'] / offline:.2f}x")
-                goals.append(goal_line("first run / uv venv + uv pip install", ratio, GOALS["first_run_ratio"], "x",
-                                       detail))
+                    detail += (
+                        f"; vs the same from uv's cache alone (`--offline`), which hatch-pyaket tries first: "
+                        f"{secs_text(offline)} = {f['first'] / offline:.2f}x"
+                    )
+                goals.append(
+                    goal_line("first run / uv venv + uv pip install", ratio, GOALS["first_run_ratio"], "x", detail)
+                )
     lines += ["", "Goals for hatch-pyaket (issues 2 and 6):", *goals]
     lines += launcher_lines(bench)
     return "\n".join(lines) + "\n"
@@ -1144,10 +1323,12 @@ def launcher_lines(bench: Bench) -> list[str]:
         blobs = data.get("path_blobs") or {}
         code = path_exe - sum(blobs.values())
         verdict = "met" if path_exe <= GOALS["launcher_bytes"] else "MISSED"
-        out.append(f"  launcher without uv (uv = \"path\", {'stripped' if data.get('stripped') else 'NOT stripped'}): "
-                   f"{size_text(path_exe)} ({path_exe} bytes) = code {size_text(code)} + embedded "
-                   + ", ".join(f"{k} {size_text(v)}" for k, v in sorted(blobs.items()))
-                   + f"; goal <= 1.5 MB: {verdict}")
+        out.append(
+            f'  launcher without uv (uv = "path", {"stripped" if data.get("stripped") else "NOT stripped"}): '
+            f"{size_text(path_exe)} ({path_exe} bytes) = code {size_text(code)} + embedded "
+            + ", ".join(f"{k} {size_text(v)}" for k, v in sorted(blobs.items()))
+            + f"; goal <= 1.5 MB: {verdict}"
+        )
     elif data.get("uv_path_error"):
         out.append(f"  launcher without uv: build failed: {data['uv_path_error']}")
     embed_exe = data.get("embed_exe")
@@ -1156,7 +1337,8 @@ def launcher_lines(bench: Bench) -> list[str]:
     if isinstance(embed_exe, int) and blobs:
         code = embed_exe - sum(blobs.values())
         parts = [f"launcher code {size_text(code)}"] + [
-            f"{k} {size_text(v)} (zstd of {size_text(raw.get(k))})" for k, v in sorted(blobs.items(), key=lambda kv: -kv[1])
+            f"{k} {size_text(v)} (zstd of {size_text(raw.get(k))})"
+            for k, v in sorted(blobs.items(), key=lambda kv: -kv[1])
         ]
         out.append(f"  executable with uv embedded: {size_text(embed_exe)} = " + " + ".join(parts))
     rss = data.get("self_info_rss_kb")
@@ -1175,34 +1357,55 @@ def table(headers: list[str], rows: list[list[str]]) -> list[str]:
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true", help="fewer repeats: --repeat 2 --first-runs 3 --runs 15")
     parser.add_argument("--repeat", type=int, help="warm rebuilds per tool (default 3; quick 2)")
     parser.add_argument("--first-runs", type=int, help="first runs per tool (default 5; quick 3)")
     parser.add_argument("--runs", type=int, help="warm starts per tool (default 40; quick 15)")
-    parser.add_argument("--only", help="tools to build, comma-separated (hatch-pyaket, pyinstaller, pyapp, pyaket); "
-                                       "`--only hatch-pyaket` gives the launcher-only figures")
+    parser.add_argument(
+        "--only",
+        help="tools to build, comma-separated (hatch-pyaket, pyinstaller, pyapp, pyaket); "
+        "`--only hatch-pyaket` gives the launcher-only figures",
+    )
     parser.add_argument("--tools", dest="only", help=argparse.SUPPRESS)
     parser.add_argument("--apps", default="example,rich", help="apps: example, rich (default both)")
     parser.add_argument("--rss-runs", type=int, default=5, help="extra warm runs under GNU time for peak memory")
-    parser.add_argument("--pyapp-repeat", type=int, default=0,
-                        help="measured PyApp warm rebuilds (default 0: each PyApp build is a full cargo build, so its "
-                             "warm rebuild is reported as its cold build)")
+    parser.add_argument(
+        "--pyapp-repeat",
+        type=int,
+        default=0,
+        help="measured PyApp warm rebuilds (default 0: each PyApp build is a full cargo build, so its "
+        "warm rebuild is reported as its cold build)",
+    )
     parser.add_argument("--pyaket-repeat", type=int, default=1, help="measured Pyaket warm rebuilds (default 1)")
     parser.add_argument("--pyaket-timeout", type=float, default=40, help="minutes before a Pyaket build is given up")
-    parser.add_argument("--fresh-pyaket", dest="keep_pyaket_target", action="store_false",
-                        help="build Pyaket in a fresh target dir for each app (its cold build compiles uv as a "
-                             "library: 15-40 min on 2 cores). By default its target dir is kept in --work, so the "
-                             "first run measures its cold build once and later runs reuse that figure (marked *)")
-    parser.add_argument("--floor-python", help="--python for the floor's `uv venv` (default: the app's requires-python, "
-                                               "what hatch-pyaket passes)")
+    parser.add_argument(
+        "--fresh-pyaket",
+        dest="keep_pyaket_target",
+        action="store_false",
+        help="build Pyaket in a fresh target dir for each app (its cold build compiles uv as a "
+        "library: 15-40 min on 2 cores). By default its target dir is kept in --work, so the "
+        "first run measures its cold build once and later runs reuse that figure (marked *)",
+    )
+    parser.add_argument(
+        "--floor-python",
+        help="--python for the floor's `uv venv` (default: the app's requires-python, what hatch-pyaket passes)",
+    )
     parser.add_argument("--budget", type=float, default=45, help="minutes; builds not started by then are skipped")
-    parser.add_argument("--work", type=Path, default=Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-                        / "hatch-pyaket-bench", help="tool venvs, caches and this run's files (default %(default)s)")
+    parser.add_argument(
+        "--work",
+        type=Path,
+        default=Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "hatch-pyaket-bench",
+        help="tool venvs, caches and this run's files (default %(default)s)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep this run's build dirs and install dirs")
-    parser.add_argument("--output", default=str(ROOT / "benchmarks" / f"results-{_dt.date.today().isoformat()}.txt"),
-                        help="also write the report here ('-': stdout only; default %(default)s)")
+    parser.add_argument(
+        "--output",
+        default=str(ROOT / "benchmarks" / f"results-{_dt.date.today().isoformat()}.txt"),
+        help="also write the report here ('-': stdout only; default %(default)s)",
+    )
     args = parser.parse_args(argv)
     args.repeat = args.repeat or (2 if args.quick else 3)
     args.first_runs = args.first_runs or (3 if args.quick else 5)

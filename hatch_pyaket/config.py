@@ -214,7 +214,7 @@ class _Reader:
 
     def choice(self, key: str, choices: tuple[str, ...] | list[str], default: str) -> str:
         value = self.string(key, default)
-        if value not in choices:
+        if value is None or value not in choices:
             self.problem(key, f"{_show(value)} is not allowed; choose one of {', '.join(map(repr, choices))}")
             return default
         return value
@@ -255,7 +255,7 @@ class _Reader:
     def env_table(self, key: str) -> tuple[tuple[str, str], ...]:
         value = self.table.get(key, {})
         if not isinstance(value, Mapping):
-            self.problem(key, f"must be a table of NAME = \"value\" strings, not {_show(value)}")
+            self.problem(key, f'must be a table of NAME = "value" strings, not {_show(value)}')
             return ()
         pairs = []
         for name, item in value.items():
@@ -314,9 +314,7 @@ def parse_config(
         r.problem("vendor", f"{vendor!r} is not a usable folder name; use letters, digits, '.', '_' or '-'")
     install_name = r.string("install-name", canonicalize_name(project.name)) or ""
     if not _NAME_RE.match(install_name):
-        r.problem(
-            "install-name", f"{install_name!r} is not a usable folder name; use letters, digits, '.', '_' or '-'"
-        )
+        r.problem("install-name", f"{install_name!r} is not a usable folder name; use letters, digits, '.', '_' or '-'")
 
     profile = r.choice("profile", tuple(PROFILES), "size")
     output = r.string("output-dir")
@@ -405,7 +403,7 @@ def _parse_targets(r: _Reader, host_triple: str) -> list[Target]:
     if names is None:
         return [parse_target(host_triple, host_triple)]
     if not names:
-        r.problem("targets", "is empty; name at least one target triple, e.g. targets = [\"host\"]")
+        r.problem("targets", 'is empty; name at least one target triple, e.g. targets = ["host"]')
     targets: list[Target] = []
     seen: set[str] = set()
     for index, name in enumerate(names):
@@ -443,7 +441,8 @@ def _parse_entries(r: _Reader, project: ProjectFacts) -> list[Entry]:
         if parsed is None:
             r.problems.append(
                 Problem(
-                    where, f"script {name!r} points at {reference!r}, not at 'module:function' ('module:function [extra]')"
+                    where,
+                    f"script {name!r} points at {reference!r}, not at 'module:function' ('module:function [extra]')",
                 )
             )
             return None
@@ -470,13 +469,13 @@ def _parse_entries(r: _Reader, project: ProjectFacts) -> list[Entry]:
         if not all_scripts:
             r.problem(
                 "script",
-                "the project has no [project.scripts]; set script = \"<name>\", module = \"pkg.module\" "
-                "or code = \"...\" to say what the executable runs",
+                'the project has no [project.scripts]; set script = "<name>", module = "pkg.module" '
+                'or code = "..." to say what the executable runs',
             )
         else:
             r.problem(
                 "script",
-                f"the project has several scripts ({listing}); choose one with script = \"<name>\" "
+                f'the project has several scripts ({listing}); choose one with script = "<name>" '
                 "or build several with scripts = [...]",
             )
         return []
@@ -591,7 +590,9 @@ def _parse_embed_python(r: _Reader, root: Path) -> str:
         return value
     path = (root / value).resolve()
     if not path.is_file():
-        r.problem("embed-python", f"{value!r}: no such file (looked at {path}); give an install_only .tar.gz or \"download\"")
+        r.problem(
+            "embed-python", f'{value!r}: no such file (looked at {path}); give an install_only .tar.gz or "download"'
+        )
     return str(path)
 
 
@@ -668,7 +669,7 @@ def _parse_target_options(
     names = {t.name for t in targets} | {t.triple for t in targets}
     options: dict[str, TargetOptions] = {}
     for key, table in tables.items():
-        where = f"{r.at('target')}.\"{key}\""
+        where = f'{r.at("target")}."{key}"'
         if not isinstance(table, Mapping):
             r.problems.append(Problem(where, f"must be a table, not {_show(table)}"))
             continue
@@ -772,6 +773,6 @@ def _warn_about_extras(
         Problem(
             r.at("extras"),
             f"the project has optional dependencies ({names}) and the executables install none of them; if "
-            f"what they run ({runs or 'the app'}) needs one, set extras = [\"...\"] (extras = [] silences this)",
+            f'what they run ({runs or "the app"}) needs one, set extras = ["..."] (extras = [] silences this)',
         )
     )

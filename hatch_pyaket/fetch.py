@@ -78,10 +78,10 @@ INDEX_HINT = (
 )
 
 
-def open_url(url: str, accept: str | None = None, *, hint: str = INDEX_HINT):  # type: ignore[no-untyped-def]
+def open_url(url: str, accept: str | None = None, *, hint: str = INDEX_HINT):
     request = urllib.request.Request(url, headers={"Accept": accept} if accept else {})
     try:
-        return urllib.request.urlopen(request, timeout=60)  # noqa: S310 - https or a user-set index
+        return urllib.request.urlopen(request, timeout=60)
     except (urllib.error.URLError, OSError) as error:
         raise BuildError(f"could not download {url}: {error}; {hint}") from None
 

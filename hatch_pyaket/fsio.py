@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO, BinaryIO
 
 from hatch_pyaket.errors import BuildError
 
@@ -65,7 +65,7 @@ def write_atomic(path: Path, content: bytes | str, *, mode: int = 0o644) -> None
         pending.file.write(data)
 
 
-def write_stream(path: Path, source: BinaryIO, *, mode: int = 0o644) -> None:
+def write_stream(path: Path, source: IO[bytes], *, mode: int = 0o644) -> None:
     """Replace `path` with what is left to read from `source`."""
     with replacing(path, mode=mode) as pending:
         shutil.copyfileobj(source, pending.file, 1 << 20)

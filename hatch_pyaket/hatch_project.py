@@ -22,7 +22,7 @@ from hatch_pyaket.errors import BuildError
 HOOK_NAME = "pyaket"
 
 
-def project_facts(metadata: ProjectMetadata) -> ProjectFacts:  # type: ignore[type-arg]
+def project_facts(metadata: ProjectMetadata) -> ProjectFacts:
     core = metadata.core
     return ProjectFacts(
         name=metadata.name,
@@ -49,7 +49,7 @@ def without_our_hook(raw_config: dict[str, Any]) -> dict[str, Any]:
     return config
 
 
-def build_wheel(builder: BuilderInterface, directory: Path) -> Path:  # type: ignore[type-arg]
+def build_wheel(builder: BuilderInterface, directory: Path) -> Path:
     """The project's standard wheel, built into `directory` by hatchling (other build hooks included)."""
     wheel_builder = WheelBuilder(
         builder.root,

@@ -28,7 +28,7 @@ def _env_flag(name: str) -> bool | None:
     return True if value in _TRUE else False if value in _FALSE else None
 
 
-class PyaketBuildHook(BuildHookInterface):  # type: ignore[type-arg]
+class PyaketBuildHook(BuildHookInterface):
     PLUGIN_NAME = "pyaket"
 
     _config: PyaketConfig | None = None

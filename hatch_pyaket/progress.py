@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 Report = Callable[[str], None]
 
@@ -101,7 +102,7 @@ def run_with_heartbeat(
         list(command), env=dict(env), stdout=sys.stderr, stderr=subprocess.PIPE, text=True, errors="replace"
     )
     assert process.stderr is not None
-    state = {"last": time.monotonic(), "unit": ""}
+    state: dict[str, Any] = {"last": time.monotonic(), "unit": ""}
     lock = threading.Lock()
 
     def forward() -> None:

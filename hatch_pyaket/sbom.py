@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from email.parser import Parser
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import (
@@ -212,10 +213,14 @@ def python_packages(inventory: Inventory, app_ref: str, app_name: str, lock_text
         refs.setdefault(pin.name, []).append(ref)
     app = canonicalize_name(app_name)
     via = parse_via(lock_text)
-    for name, children in refs.items():
-        parents = {p for p in via.get(name, set()) if p in refs and p != name}
+    for dependent, children in refs.items():
+        parents = {p for p in via.get(dependent, set()) if p in refs and p != dependent}
         for child in children:
-            if not parents or app in via.get(name, set()) or any(p.startswith("-") for p in via.get(name, ())):
+            if (
+                not parents
+                or app in via.get(dependent, set())
+                or any(p.startswith("-") for p in via.get(dependent, ()))
+            ):
                 inventory.depend(app_ref, child)
             for parent in parents:
                 for parent_ref in refs[parent]:
@@ -245,11 +250,11 @@ def parse_cargo_lock(text: str) -> dict[tuple[str, str], str]:
     return {(p["name"], p["version"]): p.get("checksum", "") for p in data.get("package", [])}
 
 
-def linked_crates(metadata: Mapping[str, object], root: str = LAUNCHER) -> dict[tuple[str, str], Crate]:
+def linked_crates(metadata: Mapping[str, Any], root: str = LAUNCHER) -> dict[tuple[str, str], Crate]:
     """The crates `root` links, from `cargo metadata --filter-platform` output: normal edges only (build
     and dev dependencies are not in the executable), workspace crates included (the caller folds them)."""
-    packages = {str(p["id"]): p for p in metadata["packages"]}  # type: ignore[index, union-attr]
-    nodes = {str(n["id"]): n for n in metadata["resolve"]["nodes"]}  # type: ignore[index, union-attr]
+    packages = {str(p["id"]): p for p in metadata["packages"]}
+    nodes = {str(n["id"]): n for n in metadata["resolve"]["nodes"]}
     start = [i for i, p in packages.items() if p["name"] == root]
     if len(start) != 1:
         raise BuildError(f"cargo metadata names {len(start)} packages {root!r}, not one")
@@ -289,7 +294,7 @@ def lock_crates(lock_text: str, root: str = LAUNCHER) -> dict[tuple[str, str], C
     else:  # pragma: no cover
         import tomli as tomllib
     packages = tomllib.loads(lock_text).get("package", [])
-    by_name: dict[str, list[dict[str, object]]] = {}
+    by_name: dict[str, list[dict[str, Any]]] = {}
     for package in packages:
         by_name.setdefault(package["name"], []).append(package)
 
@@ -311,7 +316,7 @@ def lock_crates(lock_text: str, root: str = LAUNCHER) -> dict[tuple[str, str], C
         if key in crates:
             continue
         package = next(p for p in by_name[key[0]] if p["version"] == key[1])
-        deps = tuple(sorted(resolve(str(d)) for d in package.get("dependencies", [])))  # type: ignore[union-attr]
+        deps = tuple(sorted(resolve(str(d)) for d in package.get("dependencies", [])))
         crates[key] = Crate(key[0], key[1], "", str(package.get("checksum") or ""), deps, "source" not in package)
         todo += deps
     return crates
@@ -561,16 +566,16 @@ def render(found: Inventory, when: datetime.datetime) -> str:
     return build(uuid.uuid5(_SERIAL_NAMESPACE, hashlib.sha256(draft.encode()).hexdigest()))
 
 
-def _licences(values: tuple[str, ...]) -> list[object]:
+def _licences(values: tuple[str, ...]) -> list[Any]:
     """One SPDX id per licence object; a compound SPDX expression alone (CycloneDX allows no mix); else names."""
     from cyclonedx import spdx
     from cyclonedx.model.license import DisjunctiveLicense, LicenseExpression
 
     # is_compound_expression until cyclonedx-python-lib 11, is_expression since
-    is_expression = getattr(spdx, "is_expression", None) or spdx.is_compound_expression
+    is_expression = getattr(spdx, "is_expression", None) or getattr(spdx, "is_compound_expression")  # noqa: B009
     if len(values) == 1 and spdx.fixup_id(values[0]) is None and is_expression(values[0]):
         return [LicenseExpression(values[0])]
-    made = []
+    made: list[Any] = []
     for value in values:
         fixed = spdx.fixup_id(value)
         made.append(DisjunctiveLicense(id=fixed) if fixed is not None else DisjunctiveLicense(name=value))

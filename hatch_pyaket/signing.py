@@ -517,7 +517,7 @@ def _check_p12_openssl(p12: Path, password_file: Path) -> str:
     if not openssl:
         return ""
     for extra in ([], ["-legacy"]):
-        result = subprocess.run(  # noqa: PLW1510 - the exit code is the answer
+        result = subprocess.run(
             [openssl, "pkcs12", *extra, "-in", str(p12), "-noout", "-passin", f"file:{password_file}"],
             capture_output=True,
         )

@@ -192,9 +192,7 @@ def detect_host_triple() -> str:
     and what decides the default target without any Rust installed.
     """
     machine = platform.machine().lower()
-    arch = {"amd64": "x86_64", "x64": "x86_64", "arm64": "aarch64", "x86": "i686", "i386": "i686"}.get(
-        machine, machine
-    )
+    arch = {"amd64": "x86_64", "x64": "x86_64", "arm64": "aarch64", "x86": "i686", "i386": "i686"}.get(machine, machine)
     if arch == "armv7l":
         arch = "armv7"
     if sys.platform == "win32":

@@ -12,7 +12,7 @@ import sysconfig
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 from hatch_pyaket import progress
@@ -41,7 +41,7 @@ def cargo_executable(environ: Mapping[str, str] | None = None) -> str | None:
     return environ.get("CARGO") or shutil.which("cargo")
 
 
-@lru_cache(maxsize=None)
+@cache
 def _rustc_host(rustc: str) -> str | None:
     try:
         output = subprocess.run([rustc, "-vV"], capture_output=True, text=True, check=True).stdout
@@ -106,8 +106,7 @@ def in_build_isolation() -> bool:
 def missing_extra_hint(extra: str, what: str) -> str:
     """How to get a tool that comes with hatch-pyaket's `[extra]`, for this kind of build."""
     requires = (
-        f'add it to the project\'s build requirements: [build-system] requires = ["hatchling", '
-        f'"hatch-pyaket[{extra}]"]'
+        f'add it to the project\'s build requirements: [build-system] requires = ["hatchling", "hatch-pyaket[{extra}]"]'
     )
     if in_build_isolation():
         return (
@@ -122,7 +121,7 @@ def _zig_env(environ: Mapping[str, str]) -> dict[str, str]:
     if environ.get("CARGO_ZIGBUILD_ZIG_PATH") or shutil.which("zig"):
         return {}
     try:
-        import ziglang  # type: ignore[import-not-found]
+        import ziglang
     except ImportError:
         raise ToolchainError(
             "zig is needed to cross-compile but was not found (no `zig` on PATH, no ziglang package); "
@@ -233,7 +232,7 @@ def _remap_paths(target: Target, template: Path, environ: Mapping[str, str]) -> 
     if environ.get("RUSTFLAGS", "").strip():
         return {"RUSTFLAGS": " ".join([environ["RUSTFLAGS"], *flags])}, []
     array = ", ".join(f'"{flag}"' for flag in flags)
-    return {}, ["--config", f'target.{target.triple}.rustflags = [{array}]']
+    return {}, ["--config", f"target.{target.triple}.rustflags = [{array}]"]
 
 
 def preflight(invocation: Invocation, target: Target, cargo_args: Sequence[str]) -> dict[str, str]:
@@ -241,8 +240,7 @@ def preflight(invocation: Invocation, target: Target, cargo_args: Sequence[str])
     environ = {**os.environ, **invocation.env}
     if not cargo_executable(environ):
         raise ToolchainError(
-            "cargo was not found (looked at $CARGO and PATH); install Rust from https://rustup.rs "
-            "to build executables"
+            "cargo was not found (looked at $CARGO and PATH); install Rust from https://rustup.rs to build executables"
         )
     extra: dict[str, str] = {}
     if invocation.tool == "zigbuild":
@@ -253,14 +251,13 @@ def preflight(invocation: Invocation, target: Target, cargo_args: Sequence[str])
                 + "; or set AUTO_ZIGBUILD=0 to use your own linker for it"
             )
         extra.update(_zig_env(environ))
-    elif invocation.tool == "xwin":
-        if not _find_script("cargo-xwin"):
-            raise ToolchainError(
-                f"{target.name} needs cargo-xwin, which was not found; "
-                + missing_extra_hint("xwin", "a cargo-xwin")
-                + ". It downloads Microsoft's CRT and Windows SDK on first use "
-                "(cached in XWIN_CACHE_DIR); by using it you accept Microsoft's license for them"
-            )
+    elif invocation.tool == "xwin" and not _find_script("cargo-xwin"):
+        raise ToolchainError(
+            f"{target.name} needs cargo-xwin, which was not found; "
+            + missing_extra_hint("xwin", "a cargo-xwin")
+            + ". It downloads Microsoft's CRT and Windows SDK on first use "
+            "(cached in XWIN_CACHE_DIR); by using it you accept Microsoft's license for them"
+        )
     _ensure_target_std(target, environ, cargo_args)
     return extra
 

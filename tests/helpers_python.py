@@ -106,10 +106,13 @@ def _normalize(info: tarfile.TarInfo) -> tarfile.TarInfo:
 
 def _pack(root: Path, archive: Path) -> None:
     """A byte-stable .tar.gz of everything under `root`: sorted entries, no times or owners."""
-    with archive.open("wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=6) as gz:
-        with tarfile.open(fileobj=gz, mode="w", format=tarfile.GNU_FORMAT) as tar:
-            for path in sorted(root.rglob("*"), key=lambda p: p.relative_to(root).as_posix()):
-                tar.add(path, arcname=path.relative_to(root).as_posix(), recursive=False, filter=_normalize)
+    with (
+        archive.open("wb") as raw,
+        gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=6) as gz,
+        tarfile.open(fileobj=gz, mode="w", format=tarfile.GNU_FORMAT) as tar,
+    ):
+        for path in sorted(root.rglob("*"), key=lambda p: p.relative_to(root).as_posix()):
+            tar.add(path, arcname=path.relative_to(root).as_posix(), recursive=False, filter=_normalize)
 
 
 def make_relocatable_python(dest: Path) -> Path:

@@ -21,9 +21,7 @@ def load_cross_env() -> dict[str, str]:
         if os.environ.get("CI") == "true":
             pytest.fail(reason)
         pytest.skip(reason)
-    output = subprocess.run(
-        ["bash", "-c", f'source "{env_file}" && env -0'], capture_output=True, check=True
-    ).stdout
+    output = subprocess.run(["bash", "-c", f'source "{env_file}" && env -0'], capture_output=True, check=True).stdout
     env = dict(item.split("=", 1) for item in output.decode().split("\0") if "=" in item)
     env.pop("PYAKET_INSTALL_DIR", None)
     return env

@@ -51,7 +51,9 @@ def cross(tmp_path_factory: pytest.TempPathFactory) -> CrossBuild:
     project = tmp_path_factory.mktemp("cross") / "example_project"
     shutil.copytree(ROOT / "example_project", project, ignore=shutil.ignore_patterns("dist"))
     per_target = "".join(
-        f'\n[tool.hatch.build.hooks.pyaket.target."{name}"]\nenv = {extra}\n' for name, extra in TARGETS.items() if extra
+        f'\n[tool.hatch.build.hooks.pyaket.target."{name}"]\nenv = {extra}\n'
+        for name, extra in TARGETS.items()
+        if extra
     )
     pyproject = project / "pyproject.toml"
     text = pyproject.read_text().replace('targets = ["host"]', f"targets = {json.dumps(list(TARGETS))}")

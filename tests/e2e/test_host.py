@@ -62,7 +62,7 @@ def test_python_m_build_gives_sdist_wheel_executable_and_checksums(built: Built)
 
 
 def test_first_run_installs_and_passes_args_and_exit_code(built: Built, install_root: Path) -> None:
-    args = ["two words", 'a "quoted" \'arg\'', "ünïcødé ✓", "", "--exit", "7"]
+    args = ["two words", "a \"quoted\" 'arg'", "ünïcødé ✓", "", "--exit", "7"]
     result = run(built.exe, args, install_root=install_root)
     assert result.returncode == 7, result.stderr
     assert INSTALLING in result.stderr
@@ -205,7 +205,7 @@ def test_hatch_build_makes_wheel_sdist_and_executable_but_leaves_the_sdist_alone
     # Nothing but dist/ was added to the project tree.
     assert sorted(p.name for p in example_copy.iterdir()) == ["README.md", "dist", "pyproject.toml", "src"]
     result = run(dist / EXE_NAME, ["ok"], install_root=install_root)
-    assert result.returncode == 0 and "args: [\"ok\"]" in result.stdout
+    assert result.returncode == 0 and 'args: ["ok"]' in result.stdout
 
 
 def _edit(project: Path, old: str, new: str, path: str = "src/example_app/cli.py") -> None:
@@ -292,7 +292,10 @@ def test_pip_install_of_the_sdist_needs_no_rust(built: Built, plugin_wheel_dir: 
     env.pop("CARGO")
     sdist = built.dist / "example_app-1.0.0.tar.gz"
     result = subprocess.run(
-        [str(venv / "bin" / "python"), "-m", "pip", "install", "-v", str(sdist)], env=env, capture_output=True, text=True
+        [str(venv / "bin" / "python"), "-m", "pip", "install", "-v", str(sdist)],
+        env=env,
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "building from an sdist (PKG-INFO present), so the wheel is built without executables" in (
@@ -362,7 +365,12 @@ def test_a_release_build_without_rust_fails_clearly_or_skips_on_request(example_
 
 
 def test_uv_from_path_and_an_output_dir(example_copy: Path, install_root: Path, tmp_path: Path) -> None:
-    _edit(example_copy, 'targets = ["host"]', 'targets = ["host"]\nuv = "path"\noutput-dir = "executables"', "pyproject.toml")
+    _edit(
+        example_copy,
+        'targets = ["host"]',
+        'targets = ["host"]\nuv = "path"\noutput-dir = "executables"',
+        "pyproject.toml",
+    )
     build(example_copy, "--wheel")
     exe = example_copy / "executables" / EXE_NAME
     assert executables(example_copy / "dist") == [] and exe.is_file()

@@ -53,7 +53,9 @@ def make_mirror(root: Path, archive: Path, *, lie: bool = False) -> None:
     (release / "SHA256SUMS").write_text(f"{digest}  {name}\n")
 
 
-def run_exe(exe: Path, args: list[str], env: dict[str, str], *, no_network: bool = False) -> subprocess.CompletedProcess[str]:
+def run_exe(
+    exe: Path, args: list[str], env: dict[str, str], *, no_network: bool = False
+) -> subprocess.CompletedProcess[str]:
     command = [str(exe), *args]
     if no_network:
         # A fresh network namespace: only a loopback that is down; any connection fails at once.

@@ -48,7 +48,21 @@ def index(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     packages.mkdir()
     port = _free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "pypiserver", "run", "-i", "127.0.0.1", "-p", str(port), "-a", ".", "-P", ".", str(packages)],
+        [
+            sys.executable,
+            "-m",
+            "pypiserver",
+            "run",
+            "-i",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "-a",
+            ".",
+            "-P",
+            ".",
+            str(packages),
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )

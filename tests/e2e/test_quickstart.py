@@ -42,7 +42,11 @@ def test_sdist_builds_with_hatchling_alone_while_release_builds_make_executables
 
     env = {**os.environ, **find_links_env(plugin_wheel_dir), "HATCH_DATA_DIR": str(tmp_path / "hatch-data")}
     release = subprocess.run(
-        ["hatch", "build"], cwd=example_copy, env={**env, "HATCH_BUILD_HOOK_ENABLE_PYAKET": "1"}, capture_output=True, text=True
+        ["hatch", "build"],
+        cwd=example_copy,
+        env={**env, "HATCH_BUILD_HOOK_ENABLE_PYAKET": "1"},
+        capture_output=True,
+        text=True,
     )
     assert release.returncode == 0, release.stdout + release.stderr
     dist = example_copy / "dist"
@@ -55,7 +59,18 @@ def test_sdist_builds_with_hatchling_alone_while_release_builds_make_executables
     clean = {k: v for k, v in os.environ.items() if k not in {"PIP_FIND_LINKS", "UV_FIND_LINKS"}}
     out = tmp_path / "wheels"
     downstream = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-cache-dir", "-v", "-w", str(out), str(dist / "example_app-1.0.0.tar.gz")],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-cache-dir",
+            "-v",
+            "-w",
+            str(out),
+            str(dist / "example_app-1.0.0.tar.gz"),
+        ],
         env=clean,
         capture_output=True,
         text=True,

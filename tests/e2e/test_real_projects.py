@@ -107,7 +107,9 @@ def test_an_unknown_extra_stops_the_build_naming_the_known_ones(example_copy: Pa
 
 
 @pytest.mark.parametrize("lock", [True, False], ids=["locked", "unlocked"])
-def test_an_entry_point_declaring_an_extra_gets_it_installed(example_copy: Path, install_root: Path, lock: bool) -> None:
+def test_an_entry_point_declaring_an_extra_gets_it_installed(
+    example_copy: Path, install_root: Path, lock: bool
+) -> None:
     """Like black's `blackd = "blackd:patched_main [d]"`: the bracket names what the script needs. With a lock,
     the lock holds the extra's dependencies; without one, the launcher installs `name[fancy] @ file://...`."""
     pyproject = example_copy / "pyproject.toml"

@@ -66,9 +66,9 @@ def test_every_problem_is_reported_at_once_with_its_path() -> None:
         f"{PATH}.profile: 'fast' is not allowed; choose one of 'size', 'speed'",
         f"{PATH}.keep-versions: must be a whole number, not 'two'",
         f"{PATH}.env.A: must be a string, not int 1",
-        f'{PATH}.target."aarch64-apple-darwin": \'aarch64-apple-darwin\' is not in targets',
+        f"{PATH}.target.\"aarch64-apple-darwin\": 'aarch64-apple-darwin' is not in targets",
         f'{PATH}.target."aarch64-apple-darwin".colour: unknown setting',
-        f'{PATH}.target."aarch64-apple-darwin".tool: \'zig\' is not allowed',
+        f"{PATH}.target.\"aarch64-apple-darwin\".tool: 'zig' is not allowed",
     ]
     for line in expected:
         assert any(p.startswith(line) for p in found), (line, found)
@@ -245,13 +245,11 @@ def test_extras_global_and_per_target_are_validated_against_optional_dependencie
 
 
 def test_an_unknown_extra_names_its_path_value_and_the_known_extras() -> None:
-    found = problems(
-        {"extras": ["cli", "htp2"], "target": {HOST: {"extras": ["nope"]}}}, optional_dependencies=EXTRAS
-    )
+    found = problems({"extras": ["cli", "htp2"], "target": {HOST: {"extras": ["nope"]}}}, optional_dependencies=EXTRAS)
     assert found == [
         f"{PATH}.extras[1]: 'htp2' is not an extra of this project ([project.optional-dependencies]); "
         "did you mean 'http2'? it defines: brotli, cli, http2",
-        f'{PATH}.target."{HOST}".extras[0]: \'nope\' is not an extra of this project '
+        f"{PATH}.target.\"{HOST}\".extras[0]: 'nope' is not an extra of this project "
         "([project.optional-dependencies]); it defines: brotli, cli, http2",
     ]
     assert problems({"extras": ["cli"]}) == [

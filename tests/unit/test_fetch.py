@@ -82,11 +82,11 @@ def test_no_wheel_for_the_target_names_the_fix(tmp_path: Path) -> None:
     make_index(tmp_path / "srv", {f"uv-{VERSION}-py3-none-win_amd64.whl": b"w"})
     with serve(tmp_path / "srv") as url:
         env = {"HATCH_PYAKET_INDEX_URL": f"{url}/simple", "HATCH_PYAKET_CACHE_DIR": str(tmp_path / "cache")}
-        with pytest.raises(BuildError, match='uv 0.13.9 has no wheel for aarch64-apple-darwin.*uv = "path"'):
+        with pytest.raises(BuildError, match=r'uv 0.13.9 has no wheel for aarch64-apple-darwin.*uv = "path"'):
             fetch.uv_binary(parse_target("aarch64-apple-darwin"), VERSION, env)
 
 
 def test_unreachable_index_is_a_clear_error(tmp_path: Path) -> None:
     env = {"HATCH_PYAKET_INDEX_URL": "http://127.0.0.1:9/simple", "HATCH_PYAKET_CACHE_DIR": str(tmp_path)}
-    with pytest.raises(BuildError, match="could not download http://127.0.0.1:9/simple/uv/.*HATCH_PYAKET_INDEX_URL"):
+    with pytest.raises(BuildError, match=r"could not download http://127.0.0.1:9/simple/uv/.*HATCH_PYAKET_INDEX_URL"):
         fetch.uv_binary(parse_target("x86_64-unknown-linux-gnu"), VERSION, env)

@@ -40,12 +40,12 @@ def pins(lock_text: str) -> dict[str, str]:
 # --- requirements of a wheel --------------------------------------------------------------------
 
 
-
 def download(lock_text: str, triple: str, url: str, tmp_path: Path, out: str = "out") -> list[Path]:
     """download_wheels for Python 3.12 from the test index at `url`, with a shared cache."""
     return locking.download_wheels(
         lock_text, parse_target(triple), "3.12", tmp_path / out, index_url=f"{url}/simple", cache=tmp_path / "c"
     )
+
 
 def test_wheel_requirements_drop_extras_only_ones(tmp_path: Path) -> None:
     wheel = make_wheel(

@@ -133,7 +133,7 @@ def test_a_missing_version_lists_what_the_release_has(tmp_path: Path) -> None:
 
 def test_a_prerelease_is_only_taken_when_named(tmp_path: Path) -> None:
     make_release(tmp_path / "srv")
-    with serve(tmp_path / "srv") as url, pytest.raises(BuildError, match="it has .*3.14.0rc2"):
+    with serve(tmp_path / "srv") as url, pytest.raises(BuildError, match=r"it has .*3.14.0rc2"):
         pythons.python_archive(
             "download", parse_target("x86_64-unknown-linux-gnu"), "3.14", cache=tmp_path / "c", environ=env_for(url)
         )
@@ -163,7 +163,7 @@ def test_another_release_can_be_chosen(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("version", [">=3.9", "3", "three", ""])
 def test_a_version_that_is_not_one_version_is_refused(tmp_path: Path, version: str) -> None:
-    with pytest.raises(BuildError, match="like '3.12' or '3.12.7'"):
+    with pytest.raises(BuildError, match=r"like '3.12' or '3.12.7'"):
         pythons.choose([], parse_target("x86_64-unknown-linux-gnu"), version, RELEASE)
 
 

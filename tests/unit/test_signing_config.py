@@ -148,7 +148,7 @@ def test_preflight_checks_the_password_of_a_pfx(tmp_path: Path) -> None:
     password_file = Path(command[command.index("-readpass") + 1])
     assert password_file.read_text() == "right-Passw0rd" and password_file.stat().st_mode & 0o077 == 0
     assert command[-4:] == ["-in", "in.exe", "-out", "out.exe"]
-    assert ["-ts", "http://timestamp.digicert.com"] == command[command.index("-ts") : command.index("-ts") + 2]
+    assert command[command.index("-ts") : command.index("-ts") + 2] == ["-ts", "http://timestamp.digicert.com"]
 
 
 def test_hatch_pyaket_signing_off_builds_unsigned(tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ def test_zig_default_floor_is_manylinux2014_and_arch_minimums_apply() -> None:
     assert parse_target("aarch64-unknown-linux-gnu").zig_target() == "aarch64-unknown-linux-gnu.2.17"
     assert parse_target("riscv64gc-unknown-linux-gnu").zig_target() == "riscv64gc-unknown-linux-gnu.2.27"
     assert parse_target("x86_64-unknown-linux-musl").zig_target() == "x86_64-unknown-linux-musl"
-    with pytest.raises(ValueError, match="needs glibc 2.27"):
+    with pytest.raises(ValueError, match=r"needs glibc 2.27"):
         parse_target("riscv64gc-unknown-linux-gnu.2.17")
 
 

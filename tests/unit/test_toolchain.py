@@ -86,7 +86,9 @@ def test_plain_cargo_respects_CARGO() -> None:
 
 
 def test_encoded_rustflags_are_extended_not_replaced() -> None:
-    invocation = plan("x86_64-unknown-linux-gnu", environ={"CARGO_ENCODED_RUSTFLAGS": "-C\x1fopt-level=1", "CARGO_HOME": "/ch"})
+    invocation = plan(
+        "x86_64-unknown-linux-gnu", environ={"CARGO_ENCODED_RUSTFLAGS": "-C\x1fopt-level=1", "CARGO_HOME": "/ch"}
+    )
     assert invocation.env["CARGO_ENCODED_RUSTFLAGS"].split("\x1f") == [
         "-C", "opt-level=1", "--remap-path-prefix=/ch=/cargo", "--remap-path-prefix=/tpl=/pyaket"
     ]  # fmt: skip
