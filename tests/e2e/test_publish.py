@@ -86,6 +86,15 @@ def _uploaded(packages: Path) -> list[str]:
     return sorted(p.name for p in packages.iterdir())
 
 
+def _twine_upload(url: str, files: list[str]) -> None:
+    upload = subprocess.run(
+        ["twine", "upload", "--non-interactive", "--repository-url", url, "-u", "x", "-p", "x", *files],
+        capture_output=True,
+        text=True,
+    )
+    assert upload.returncode == 0, upload.stdout + upload.stderr
+
+
 def _pypi_files(dist: Path) -> list[str]:
     return sorted(p.name for p in dist.iterdir() if p.name.endswith((".whl", ".tar.gz")))
 
@@ -112,12 +121,7 @@ def test_twine_needs_the_wheel_and_sdist_named(dist: Path, index: tuple[str, Pat
     files = [str(p) for p in sorted(dist.glob("*.whl")) + sorted(dist.glob("*.tar.gz"))]
     check = subprocess.run(["twine", "check", *files], capture_output=True, text=True)
     assert check.returncode == 0, check.stdout + check.stderr
-    upload = subprocess.run(
-        ["twine", "upload", "--non-interactive", "--repository-url", url, "-u", "x", "-p", "x", *files],
-        capture_output=True,
-        text=True,
-    )
-    assert upload.returncode == 0, upload.stdout + upload.stderr
+    _twine_upload(url, files)
     assert _uploaded(packages) == _pypi_files(dist)
 
 
@@ -134,10 +138,5 @@ def test_the_workflow_gives_the_official_action_a_folder_without_executables(
     subprocess.run(["bash", "-c", step], cwd=work, check=True)
     folder = sorted(str(p) for p in (work / "pypi").iterdir())
     assert subprocess.run(["twine", "check", *folder], capture_output=True).returncode == 0
-    upload = subprocess.run(
-        ["twine", "upload", "--non-interactive", "--repository-url", url, "-u", "x", "-p", "x", *folder],
-        capture_output=True,
-        text=True,
-    )
-    assert upload.returncode == 0, upload.stdout + upload.stderr
+    _twine_upload(url, folder)
     assert _uploaded(packages) == _pypi_files(dist)

@@ -117,15 +117,10 @@ impl Payload {
         }
     }
 
-    /// The fields `payload_hash` covers (payload.py's `_INSTALL_FIELDS` and
-    /// what it adds to them), with each file's sha256.
-    pub(crate) fn identity_json(&self) -> Json<'static> {
-        let files = self
-            .files
-            .iter()
-            .map(|f| (f.name, Json::Str(f.sha256)))
-            .collect();
-        let mut fields = vec![
+    /// The install identity (payload.py's `_INSTALL_FIELDS` and what it adds
+    /// to them), without the files: in both hashes.
+    fn install_fields(&self) -> Vec<(&'static str, Json<'static>)> {
+        vec![
             ("app", Json::Str(self.app)),
             ("version", Json::Str(self.version)),
             ("install_name", Json::Str(self.install_name)),
@@ -142,8 +137,18 @@ impl Payload {
             ),
             ("python_archive", Json::opt(self.python_archive)),
             ("python_interpreter", Json::opt(self.python_interpreter)),
-            ("files", Json::Obj(files)),
-        ];
+        ]
+    }
+
+    /// What `payload_hash` covers: the install identity with each file's sha256.
+    pub(crate) fn identity_json(&self) -> Json<'static> {
+        let files = self
+            .files
+            .iter()
+            .map(|f| (f.name, Json::Str(f.sha256)))
+            .collect();
+        let mut fields = self.install_fields();
+        fields.push(("files", Json::Obj(files)));
         // payload.py adds them only when there are some, so that payloads
         // without extras kept the hash they had before the field existed.
         if !self.extras.is_empty() {
@@ -170,13 +175,9 @@ impl Payload {
                 (f.name, meta)
             })
             .collect();
-        Json::Obj(vec![
+        let mut fields = self.install_fields();
+        fields.extend([
             ("schema", Json::Int(SCHEMA)),
-            ("app", Json::Str(self.app)),
-            ("version", Json::Str(self.version)),
-            ("install_name", Json::Str(self.install_name)),
-            ("vendor", Json::Str(self.vendor)),
-            ("target", Json::Str(self.target)),
             (
                 "entry",
                 Json::Obj(vec![
@@ -185,24 +186,14 @@ impl Payload {
                     ("name", Json::Str(self.entry.name)),
                 ]),
             ),
-            ("python", Json::Str(self.python)),
-            ("wheel", Json::Str(self.wheel)),
-            ("uv", Json::opt(self.uv)),
-            ("uv_version", Json::Str(self.uv_version)),
-            ("lock", Json::opt(self.lock)),
-            (
-                "wheels",
-                Json::List(self.wheels.iter().map(|w| Json::Str(w)).collect()),
-            ),
-            ("python_archive", Json::opt(self.python_archive)),
-            ("python_interpreter", Json::opt(self.python_interpreter)),
             ("self_command", Json::opt(self.self_command)),
             ("keep_versions", Json::Int(u64::from(self.keep_versions))),
             ("gui", Json::Bool(self.gui)),
             ("extras", self.extras_json()),
             ("payload_hash", Json::Str(self.payload_hash)),
             ("files", Json::Obj(files)),
-        ])
+        ]);
+        Json::Obj(fields)
     }
 
     pub fn computed_payload_hash(&self) -> String {
