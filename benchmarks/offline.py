@@ -1,4 +1,4 @@
-"""Default vs offline executables: size and first-run time (issue 4).
+"""Default vs offline executables: size and first-run time, to show what embedding the dependencies costs and saves.
 
     python benchmarks/offline.py [--runs N]
 

@@ -7,7 +7,7 @@ installs whatever else it needs (PyInstaller, Pyaket, uv) into its own venvs und
     python benchmarks/run.py                      # everything (both apps, every tool)
     python benchmarks/run.py --quick              # fewer repeats (the figures in results-*.txt)
     python benchmarks/run.py --only hatch-pyaket  # the launcher-only figures, no peers
-    python benchmarks/run.py --repeat 5 --runs 40 --apps example,rich --tools hatch-pyaket,pyinstaller
+    python benchmarks/run.py --repeat 5 --runs 40 --apps example,rich --only hatch-pyaket,pyinstaller
 
 For each app (`example`: example_project, one dependency; `rich`: a generated click + rich CLI
 that prints a table) and each tool it measures, and prints one table with ratios against
@@ -18,7 +18,8 @@ hatch-pyaket (benchmarks/README.md explains every figure):
 - warm rebuild: after a one-line change in the app, everything kept; median of --repeat;
 - executable size;
 - first run (install, in a fresh data dir with the uv cache warm) and warm start, medians,
-  next to the floor: `uv venv` + `uv pip install` of the same wheel, and the venv's Python;
+  next to the floor: `uv venv` + `uv pip install --compile-bytecode` of the same wheel, and the
+  venv's Python;
 - peak memory (ru_maxrss of the process tree, the largest process).
 
 Peers that cannot run here are reported in the table with the reason. The output goes to
@@ -570,7 +571,7 @@ class Bench:
         return dist / name
 
     def launcher_figures(self, app: App, target_dir: Path, env: Mapping[str, str], result: ToolResult) -> None:
-        """Issue 2: the launcher without uv (uv = "path"), and what the full executable is made of."""
+        """The launcher's own size (built with uv = "path", no uv embedded), and what the full executable is made of."""
         blobs = payload_blobs(target_dir)
         payload_files = self.payload_manifest(target_dir)
         embedded = {payload_files.get(sha, sha[:12]): size for sha, size in blobs.items()}

@@ -1,4 +1,7 @@
-"""Downloads with sha256 checks and a cache: uv's PyPI wheels (and, later, Python builds and dependencies)."""
+"""Downloads with sha256 checks and a cache: uv's PyPI wheels here; pythons.py and locking.py use it for
+python-build-standalone archives and dependency wheels. The cache dir: `HATCH_PYAKET_CACHE_DIR`, else the user's
+cache dir (`~/.cache/hatch-pyaket`, `~/Library/Caches/hatch-pyaket`, `%LOCALAPPDATA%\\hatch-pyaket\\Cache`).
+"""
 
 from __future__ import annotations
 

@@ -107,7 +107,7 @@ def manifest(spec: PayloadSpec, digests: Mapping[str, str], sizes: Mapping[str, 
     identity["files"] = {key: digests[key] for key in sorted(files)}
     data["payload_hash"] = hashlib.sha256(_canonical(identity)).hexdigest()
     # Every field and file, payload_hash included: the launcher recomputes it from what it embeds, so
-    # a flipped byte in the entry, the python request or the vendor fails `self check` and a first run.
+    # a flipped byte in the entry, the python request or the vendor fails `PYAKET_SELF=check` and a first run.
     data["manifest_hash"] = hashlib.sha256(_canonical(data)).hexdigest()
     return data
 

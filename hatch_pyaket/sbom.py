@@ -7,7 +7,7 @@ only, so build scripts' crates such as `cc` or `zstd` are left out), with Cargo.
 
 The executable's own sha256 is not in its SBOM: the SBOM is written beside it and listed in SHA256SUMS, and
 signing (after this build) changes the executable's bytes. `pyaket:payload_hash` ties the two instead: the
-launcher embeds that string and reports it (`self info`).
+launcher embeds that string and reports it (`PYAKET_SELF=info`).
 
 `inventory` gathers plain data (unit-testable without cargo); `render` turns it into CycloneDX JSON with
 cyclonedx-python-lib, deterministically: sorted components, refs derived from names, a serial number

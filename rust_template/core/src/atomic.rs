@@ -2,7 +2,7 @@
 //! destination, then rename it into place, so a reader sees either nothing or
 //! the complete dir (like a-scie/jump's `atomic_path`).
 //!
-//! Each temp dir `<parent>/.tmp-<kind><pid>-<nanos>` has an owner file
+//! Each temp dir `<parent>/.tmp-<kind><pid>-<nanos>-<n>` has an owner file
 //! `<same name>.owner` that its creator holds an exclusive OS lock on for the
 //! dir's whole life. The OS drops the lock when the creator dies however it
 //! dies (`kill -9` included), so [`clean_stale`] tells a dead owner's garbage

@@ -98,9 +98,9 @@ pub(crate) fn install_locked(p: &Payload, layout: &Layout, out: &mut Out) -> Res
 
 /// Removes the temp dirs of crashed installs and uv extractions under the
 /// install root (those whose owner process is gone; see [`atomic`]) and
-/// returns how many. Every install does it; `clean` should too, under
-/// the app lock like an install (a live `remove` elsewhere holds it
-/// while deleting its `.tmp-rm-*` dir, which has no owner file).
+/// returns how many. Every install does it, and so does `clean`, both under
+/// the app lock (a live `remove` elsewhere holds it while deleting its
+/// `.tmp-rm-*` dir, which has no owner file).
 pub(crate) fn remove_stale_temps(layout: &Layout) -> usize {
     atomic::clean_stale(&layout.app_dir)
         + atomic::clean_stale(&crate::shared_uv::base_dir(&layout.root))
