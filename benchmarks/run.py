@@ -1289,7 +1289,7 @@ def report(bench: Bench, apps: list[App], per_app: dict[str, dict[str, ToolResul
                 goals.append(
                     goal_line("first run / uv venv + uv pip install", ratio, GOALS["first_run_ratio"], "x", detail)
                 )
-    lines += ["", "Goals for hatch-pyaket (issues 2 and 6):", *goals]
+    lines += ["", "Goals for hatch-pyaket:", *goals]
     lines += launcher_lines(bench)
     return "\n".join(lines) + "\n"
 
@@ -1318,7 +1318,7 @@ def launcher_lines(bench: Bench) -> list[str]:
     data = bench.launcher
     if not data:
         return []
-    out = ["", "Launcher figures (issue 2, example app):"]
+    out = ["", "Launcher figures (example app):"]
     path_exe = data.get("path_exe")
     if isinstance(path_exe, int):
         blobs = data.get("path_blobs") or {}
