@@ -99,7 +99,9 @@ def build(project: Path) -> tuple[Path, Path]:
     sh([sys.executable, "-m", "build", "--no-isolation", "--wheel", project], cwd=project)
     dist = project / "dist"
     (wheel,) = dist.glob("*.whl")
-    (exe,) = (p for p in dist.iterdir() if p.is_file() and "-unknown-linux-" in p.name)
+    (exe,) = (
+        p for p in dist.iterdir() if p.is_file() and "-unknown-linux-" in p.name and not p.name.endswith(".cdx.json")
+    )
     return wheel, exe
 
 
