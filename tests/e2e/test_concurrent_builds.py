@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from hatch_pyaket.artifacts import SBOM_SUFFIX
 from tests.conftest import ROOT
 from tests.e2e.helpers import HOST_TRIPLE, build, run
 
@@ -111,10 +112,11 @@ def _assert_indexes(folder: Path, executables: list[Path]) -> None:
     check = subprocess.run(["sha256sum", "-c", "SHA256SUMS"], check=False, cwd=folder, capture_output=True, text=True)
     assert check.returncode == 0, check.stdout + check.stderr
     listed = sorted(line.split("  ", 1)[1] for line in (folder / "SHA256SUMS").read_text().splitlines())
-    assert listed == sorted(exe.name for exe in executables)
+    # Each executable and its SBOM beside it.
+    assert listed == sorted(name for exe in executables for name in (exe.name, exe.name + SBOM_SUFFIX))
     manifest = json.loads((folder / "pyaket-manifest.json").read_text())
-    assert {item["file"]: item["size"] for item in manifest["executables"]} == {
-        exe.name: exe.stat().st_size for exe in executables
+    assert {item["file"]: (item["size"], item["sbom"]) for item in manifest["executables"]} == {
+        exe.name: (exe.stat().st_size, exe.name + SBOM_SUFFIX) for exe in executables
     }
     leftovers = [p.name for p in folder.iterdir() if p.name.startswith(".")]
     assert leftovers == [], f"temporary files left in the output folder: {leftovers}"
