@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from hatch_pyaket import macho
+from hatch_pyaket.artifacts import SBOM_SUFFIX
 from tests.conftest import ROOT
 from tests.e2e.crossenv import load_cross_env
 from tests.e2e.helpers import build
@@ -68,7 +69,9 @@ def test_every_target_is_built_with_the_tool_the_plugin_chose(cross: CrossBuild)
         assert re.search(rf"pyaket: {re.escape(target)} \[example-app\] with zigbuild: ", cross.output), target
     checked = subprocess.run(["sha256sum", "-c", "SHA256SUMS"], cwd=cross.dist, capture_output=True, text=True)
     assert checked.returncode == 0, checked.stdout
-    assert checked.stdout.count(": OK") == len(TARGETS)
+    for target in TARGETS:  # each executable and its SBOM
+        for name in (cross.exe(target).name, cross.exe(target).name + SBOM_SUFFIX):
+            assert f"{name}: OK" in checked.stdout, name
 
 
 def _max_glibc(exe: Path) -> tuple[int, int]:
@@ -214,5 +217,6 @@ def test_one_failing_target_fails_the_build_with_a_summary_after_the_others(tmp_
     assert "rustup target add i686-unknown-linux-musl" in result.stderr and "-Zbuild-std" in result.stderr
     assert "1 of 2 targets failed (built: x86_64-unknown-linux-gnu.2.17)" in result.stderr
     dist = project / "dist"
-    assert sorted(p.name for p in dist.glob("example-app-*")) == ["example-app-1.0.0-x86_64-unknown-linux-gnu.2.17"]
+    built = "example-app-1.0.0-x86_64-unknown-linux-gnu.2.17"
+    assert sorted(p.name for p in dist.glob("example-app-*")) == [built, built + SBOM_SUFFIX]
     assert not list(dist.glob(".*"))  # no temporary leftovers
