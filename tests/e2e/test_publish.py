@@ -29,7 +29,8 @@ WORKFLOW = (ROOT / "docs" / "github-actions-release.yml").read_text()
 def dist(tmp_path_factory: pytest.TempPathFactory) -> Path:
     project = tmp_path_factory.mktemp("publish") / "example_project"
     shutil.copytree(ROOT / "example_project", project, ignore=shutil.ignore_patterns("dist", "build"))
-    build(project)
+    # sdist, then the wheel from that sdist: a release build, so executables are asked for.
+    build(project, env={"HATCH_PYAKET_REQUIRED": "1"})
     dist = project / "dist"
     assert executables(dist) and (dist / "SHA256SUMS").is_file()
     return dist

@@ -45,7 +45,8 @@ def hatch_exe(tmp_path_factory: pytest.TempPathFactory) -> Path:
     assert requires in text, "hatch's build requirements changed"
     text = text.replace(requires, 'requires = ["hatchling>=1.27", "hatch-vcs>=0.3.0", "hatch-pyaket"]')
     pyproject.write_text(text + HOOK)
-    build(project, "--wheel")
+    # An unpacked sdist (hatch-vcs reads the version from its PKG-INFO): executables only when asked.
+    build(project, "--wheel", env={"HATCH_PYAKET_REQUIRED": "1"})
     exe = project / "dist" / f"hatch-{HATCH_VERSION}-{HOST_TRIPLE}"
     assert exe.is_file(), sorted(p.name for p in (project / "dist").iterdir())
     return exe
