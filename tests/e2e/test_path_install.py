@@ -138,3 +138,28 @@ def test_not_on_path_prints_the_line_to_add_and_keeps_a_shared_uv_others_use(
     assert f"kept the shared uv {install_root / '.pyaket' / 'uv'}: other apps use it ({other})" in gone.stderr
     assert any((install_root / ".pyaket" / "uv").iterdir())
     assert installed_versions(install_root) == [] and not (bin_dir / NAME).exists()
+
+
+def test_a_running_version_is_kept_until_it_exits(exes: dict[str, Path], bin_dir: Path, install_root: Path) -> None:
+    exe = exes["1.0.0"]
+    assert manage(exe, "install", install_root=install_root, env=env_for(bin_dir)).returncode == 0
+    env = {**os.environ, **env_for(bin_dir), "PYAKET_INSTALL_DIR": str(install_root)}
+    app = subprocess.Popen([NAME, "--wait"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        assert app.stdout is not None
+        while (line := app.stdout.readline()) and line != "waiting\n":
+            pass
+        assert line == "waiting\n", app.stderr.read() if app.stderr else ""
+        (version,) = installed_versions(install_root)
+        busy = manage(exe, "uninstall", install_root=install_root, env=env_for(bin_dir))
+        assert busy.returncode == 1, busy.stderr
+        assert f"{version} is in use by a running app, kept" in busy.stderr
+        assert "1 version(s) in use by running apps were kept" in busy.stderr
+        assert installed_versions(install_root) == [version] and not (bin_dir / NAME).exists()
+    finally:
+        app.terminate()
+        app.wait(timeout=30)
+    done = manage(exe, "uninstall", install_root=install_root, env=env_for(bin_dir))
+    assert done.returncode == 0, done.stderr
+    assert f"removed {install_root / 'pyaket' / 'example-app'}" in done.stderr
+    assert installed_versions(install_root) == []
