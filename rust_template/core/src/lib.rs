@@ -12,6 +12,7 @@ mod integrity;
 mod lock;
 mod manage;
 mod out;
+mod path_install;
 mod payload;
 mod python_archive;
 pub mod record;

@@ -1,5 +1,5 @@
-//! Management commands (info, check, remove, restore, clean, help), run
-//! instead of the app when `PYAKET_SELF=<command>` is set, or (opt-in, the
+//! Management commands (info, check, remove, restore, clean, install,
+//! uninstall, help), run instead of the app when `PYAKET_SELF=<command>` is set, or (opt-in, the
 //! manifest's `self_command`) when the first argument is that word.
 //!
 //! By default every argument reaches the app: a reserved word such as `self`
@@ -14,7 +14,7 @@ use anyhow::{Context, Result};
 use crate::dirs::{env_nonempty, Layout};
 use crate::install;
 use crate::out::Out;
-use crate::{lock, record, secure, shared_uv, versions, Payload};
+use crate::{lock, path_install, record, secure, shared_uv, versions, Payload};
 
 // println! panics on a closed pipe (`PYAKET_SELF=check app | head -1`); a broken
 // pipe is not worth an abort.
@@ -35,6 +35,11 @@ const COMMANDS: &str = concat!(
     "  remove   delete this version's installation\n",
     "  restore  reinstall this version (remove + install), without running the app\n",
     "  clean    delete the other installed versions of this app\n",
+    "  install  copy this executable into your bin dir under the app's command name\n",
+    "           (XDG_BIN_HOME or ~/.local/bin; %LOCALAPPDATA%\\Programs\\<vendor>\\bin on Windows);\n",
+    "           prints how to put that dir on PATH when it is not\n",
+    "  uninstall delete that copy, every installed version of this app, and the shared uv\n",
+    "           when no other app uses it\n",
     "  help     show this help\n",
     "\n",
     "environment:\n",
@@ -46,7 +51,8 @@ const COMMANDS: &str = concat!(
     "                       running apps before remove/restore (default 300)\n",
     "  PYAKET_PYTHON        the Python a first install (or restore) builds the app's environment\n",
     "                       on: a path or a version request, instead of the embedded/requested one\n",
-    "  PYAKET_UV            the uv binary that installs, instead of the embedded one",
+    "  PYAKET_UV            the uv binary that installs, instead of the embedded one\n",
+    "  XDG_BIN_HOME         where `install` puts the copy on Unix (default ~/.local/bin)",
 );
 
 pub(crate) fn run(p: &Payload, args: &[OsString]) -> Result<i32> {
@@ -60,6 +66,8 @@ pub(crate) fn run(p: &Payload, args: &[OsString]) -> Result<i32> {
         Some("remove") => remove(p),
         Some("restore") => restore(p),
         Some("clean") => clean(p),
+        Some("install") => path_install::install(p),
+        Some("uninstall") => path_install::uninstall(p),
         Some("help" | "--help" | "-h") => {
             outln!("{}", usage(p));
             Ok(0)
@@ -124,7 +132,7 @@ pub(crate) fn how_to_run(p: &Payload, command: &str) -> String {
     how_to_run_as(&program, p.self_command, command)
 }
 
-fn how_to_run_as(program: &str, word: Option<&str>, command: &str) -> String {
+pub(crate) fn how_to_run_as(program: &str, word: Option<&str>, command: &str) -> String {
     invocations(program, word, command)
         .iter()
         .map(|line| format!("`{line}`"))
