@@ -14,7 +14,7 @@ import pytest
 from tests.conftest import ROOT
 from tests.e2e.helpers import HOST_TRIPLE, executables, find_links_env, run
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.network]
 
 README = (ROOT / "README.md").read_text()
 

@@ -19,7 +19,7 @@ import pytest
 
 from tests.e2e.helpers import HOST_TRIPLE, build, find_links_env, installed_versions, run
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.network]
 
 HTTPX = "0.28.1"
 EXE = f"httpx-{HTTPX}-{HOST_TRIPLE}"

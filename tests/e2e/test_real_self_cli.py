@@ -19,7 +19,7 @@ import pytest
 
 from tests.e2e.helpers import HOST_TRIPLE, build, manage, run
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.network]
 
 HATCH_VERSION = "1.18.2"
 HOOK = '\n[tool.hatch.build.hooks.pyaket]\ntargets = ["host"]\n'

@@ -169,6 +169,7 @@ def real_uv() -> Path:
     return locking.host_uv()
 
 
+@pytest.mark.network
 def test_lock_against_pypi_for_a_target_and_universally(tmp_path: Path, real_uv: Path) -> None:
     wheel = make_wheel(tmp_path, "demo", ["colorama>=0.4", "six", 'pytest; extra == "test"'])
     for target in (parse_target("x86_64-pc-windows-gnu"), parse_target("x86_64-unknown-linux-gnu"), None):
@@ -181,6 +182,7 @@ def test_lock_against_pypi_for_a_target_and_universally(tmp_path: Path, real_uv:
         assert "pytest" not in text
 
 
+@pytest.mark.network
 def test_an_unresolvable_dependency_fails_clearly_against_pypi(tmp_path: Path, real_uv: Path) -> None:
     wheel = make_wheel(tmp_path, "demo", ["six>=999"])
     with pytest.raises(BuildError, match=r"(?s)six.*lock = false"):
@@ -189,6 +191,7 @@ def test_an_unresolvable_dependency_fails_clearly_against_pypi(tmp_path: Path, r
         )
 
 
+@pytest.mark.network
 def test_a_lock_with_extras_has_their_dependencies_by_their_markers(tmp_path: Path, real_uv: Path) -> None:
     wheel = make_wheel(
         tmp_path,
