@@ -64,9 +64,9 @@ pub(crate) fn private_umask<T>(f: impl FnOnce() -> T) -> T {
 /// The fix to suggest: which setting chose the root.
 #[cfg_attr(not(unix), allow(dead_code))]
 fn root_setting() -> &'static str {
-    if crate::dirs::env_nonempty("PYAKET_INSTALL_DIR").is_some() {
-        "set PYAKET_INSTALL_DIR to a directory only you can write to"
-    } else if crate::dirs::env_nonempty("XDG_DATA_HOME").is_some() {
+    let from_xdg = crate::dirs::env_nonempty("PYAKET_INSTALL_DIR").is_none()
+        && crate::dirs::env_nonempty("XDG_DATA_HOME").is_some();
+    if from_xdg {
         "set XDG_DATA_HOME (or PYAKET_INSTALL_DIR) to a directory only you can write to"
     } else {
         "set PYAKET_INSTALL_DIR to a directory only you can write to"

@@ -238,30 +238,16 @@ pub(crate) fn why_not_executable(path: &Path) -> Option<String> {
 fn elf_problem(head: &[u8]) -> Option<String> {
     let is64 = *head.get(4)? == 2;
     let le = *head.get(5)? == 1;
-    let u16_at = |o: usize| -> Option<u64> {
-        let b: [u8; 2] = head.get(o..o + 2)?.try_into().ok()?;
-        Some(u64::from(if le {
-            u16::from_le_bytes(b)
-        } else {
-            u16::from_be_bytes(b)
+    // An unsigned field of `n` bytes at `o`, in the header's byte order.
+    let uint = |o: usize, n: usize| -> Option<u64> {
+        let bytes = head.get(o..o + n)?;
+        Some(bytes.iter().enumerate().fold(0u64, |acc, (i, &b)| {
+            acc | u64::from(b) << (8 * if le { i } else { n - 1 - i })
         }))
     };
-    let u32_at = |o: usize| -> Option<u64> {
-        let b: [u8; 4] = head.get(o..o + 4)?.try_into().ok()?;
-        Some(u64::from(if le {
-            u32::from_le_bytes(b)
-        } else {
-            u32::from_be_bytes(b)
-        }))
-    };
-    let u64_at = |o: usize| -> Option<u64> {
-        let b: [u8; 8] = head.get(o..o + 8)?.try_into().ok()?;
-        Some(if le {
-            u64::from_le_bytes(b)
-        } else {
-            u64::from_be_bytes(b)
-        })
-    };
+    let u16_at = |o: usize| uint(o, 2);
+    let u32_at = |o: usize| uint(o, 4);
+    let u64_at = |o: usize| uint(o, 8);
     let machine = u16_at(18)?;
     if let Some(expected) = host_machine() {
         if machine != expected {
