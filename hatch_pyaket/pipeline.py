@@ -14,7 +14,20 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hatch_pyaket import artifacts, fetch, fsio, locking, macos, payload, pythons, sbom, signing, toolchain, winres
+from hatch_pyaket import (
+    artifacts,
+    fetch,
+    fsio,
+    locking,
+    macos,
+    payload,
+    progress,
+    pythons,
+    sbom,
+    signing,
+    toolchain,
+    winres,
+)
 from hatch_pyaket.config import Entry, PyaketConfig
 from hatch_pyaket.errors import BuildError, PyaketError
 from hatch_pyaket.targets import Target
@@ -358,7 +371,7 @@ def build_executables(
                 failures.append((target.name, str(error)))
                 report(f"pyaket: {target.name} FAILED: {error}")
     for artifact in made:
-        report(f"pyaket: built {artifact.path} ({_size(artifact.size)})")
+        report(f"pyaket: built {artifact.path} ({progress.size_text(artifact.size)})")
     if made:
         artifacts.write_indexes(output_dir, app.name, app.version, made, cache=cache, report=report)
     if failures:
@@ -366,7 +379,3 @@ def build_executables(
         built = ", ".join(a.target for a in made) or "none"
         raise BuildError(f"{len(failures)} of {len(config.targets)} targets failed (built: {built}):\n{summary}")
     return made
-
-
-def _size(size: int) -> str:
-    return f"{size / (1 << 20):.1f} MiB" if size >= 1 << 20 else f"{size / 1024:.0f} KiB"

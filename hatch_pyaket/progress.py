@@ -52,7 +52,7 @@ class Download:
         self.last = self.started
         self.next_mark = 25
         if report:
-            size = f" ({_mib(self.total)})" if self.total else ""
+            size = f" ({size_text(self.total)})" if self.total else ""
             report(f"pyaket: downloading {what}{size}")
 
     def add(self, count: int) -> None:
@@ -68,7 +68,9 @@ class Download:
             while percent is not None and self.next_mark <= percent:
                 self.next_mark += 25
             shown = (
-                f"{_mib(self.done)} of {_mib(self.total or 0)} ({percent}%)" if percent is not None else _mib(self.done)
+                f"{size_text(self.done)} of {size_text(self.total or 0)} ({percent}%)"
+                if percent is not None
+                else size_text(self.done)
             )
             self.report(f"pyaket:   {self.what}: {shown}")
             self.last = now
@@ -76,10 +78,11 @@ class Download:
     def finish(self) -> None:
         if self.report:
             seconds = self.clock() - self.started
-            self.report(f"pyaket:   {self.what}: {_mib(self.done)} in {seconds:.1f} s")
+            self.report(f"pyaket:   {self.what}: {size_text(self.done)} in {seconds:.1f} s")
 
 
-def _mib(size: int) -> str:
+def size_text(size: int) -> str:
+    """A byte count as people read it: `12.9 MiB`, `816 KiB`."""
     return f"{size / (1 << 20):.1f} MiB" if size >= 1 << 20 else f"{size / 1024:.0f} KiB"
 
 
