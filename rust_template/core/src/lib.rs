@@ -6,6 +6,7 @@
 //! everything here is reused from the previous build.
 
 mod atomic;
+mod base_python;
 mod dirs;
 mod install;
 mod integrity;

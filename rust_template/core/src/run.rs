@@ -8,6 +8,7 @@ use std::process::Command;
 
 use anyhow::{anyhow, Result};
 
+use crate::base_python;
 use crate::dirs::{self, Layout};
 use crate::manage;
 use crate::{EntryKind, Payload};
@@ -102,7 +103,8 @@ pub(crate) fn run_app(
     in_use: InUse,
 ) -> Result<i32> {
     let venv = layout.version_dir.join("venv");
-    let python = dirs::venv_python(&venv, p.gui);
+    let start = interpreter(&venv, p.gui);
+    let python = start.program;
     let mut cmd = Command::new(&python);
     // -s: the user's site-packages must not shadow the app's dependencies.
     cmd.arg("-s").arg("-c").arg(bootstrap(p));
@@ -112,12 +114,35 @@ pub(crate) fn run_app(
     for key in ["PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP"] {
         cmd.env_remove(key);
     }
+    // A stray value (left by a parent's venv launcher) would become the app's
+    // sys.executable.
+    match start.launcher {
+        Some(venv_python) => cmd.env(base_python::LAUNCHER_VAR, venv_python),
+        None => cmd.env_remove(base_python::LAUNCHER_VAR),
+    };
     let result = exec(cmd);
     drop(in_use);
     result.map_err(|e| {
         let restore = manage::how_to_run(p, "restore");
         anyhow!("{}", exec_error(&e, &python, &restore, n_args))
     })
+}
+
+/// The interpreter to start: on Windows the venv's base interpreter where
+/// that is sound (see [`base_python`]), elsewhere the venv's.
+#[cfg(windows)]
+fn interpreter(venv: &Path, gui: bool) -> base_python::Start {
+    base_python::choose(venv, &dirs::venv_python(venv, gui), gui)
+}
+
+#[cfg(not(windows))]
+fn interpreter(venv: &Path, gui: bool) -> base_python::Start {
+    // No stub to skip: bin/python is a symlink to the base, which the exec
+    // replaces this process with.
+    base_python::Start {
+        program: dirs::venv_python(venv, gui),
+        launcher: None,
+    }
 }
 
 #[cfg(unix)]
@@ -128,8 +153,11 @@ fn exec(mut cmd: Command) -> io::Result<i32> {
 
 #[cfg(windows)]
 fn exec(mut cmd: Command) -> io::Result<i32> {
-    // Ctrl+C reaches every process of the console; Python handles it, the
-    // launcher must outlive the child to forward its exit code.
+    // Ctrl+C and Ctrl+Break reach every process of the console; Python
+    // handles them, the launcher must outlive the child to forward its exit
+    // code. A handler that says "handled", not SetConsoleCtrlHandler(NULL,
+    // TRUE): that ignore flag is inherited, and Python would never see Ctrl+C.
+    // Close/logoff/shutdown still end the launcher after the system's timeout.
     unsafe extern "system" fn ignore_ctrl(_ctrl_type: u32) -> i32 {
         1
     }
