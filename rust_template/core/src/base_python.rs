@@ -224,7 +224,11 @@ mod tests {
         assert!(why("implementation = CPython\n", &present).contains("no absolute home"));
         assert!(why(&UV_CFG.replace(HOME, "python"), &present).contains("no absolute home"));
         assert!(why(&UV_CFG.replace("CPython", "PyPy"), &present).contains("PyPy is not CPython"));
-        assert!(why(&UV_CFG.replace("version_info = 3.12.7", "version_info = 3.7.9"), &present).contains("3.8 or later"));
+        assert!(why(
+            &UV_CFG.replace("version_info = 3.12.7", "version_info = 3.7.9"),
+            &present
+        )
+        .contains("3.8 or later"));
         assert!(
             why(&UV_CFG.replace("version_info = 3.12.7\n", ""), &present).contains("3.8 or later")
         );
