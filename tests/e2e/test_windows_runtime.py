@@ -344,3 +344,19 @@ def test_ctrl_c_reaches_the_app_and_the_launcher_waits_for_it(win: WinRuntime, i
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
     assert (process.returncode, out.strip()) == (42, "interrupted"), (process.returncode, out, err)
+
+
+def test_a_base_that_cannot_start_falls_back_to_the_venv_interpreter(win: WinRuntime, tmp_path: Path) -> None:
+    """A base python.exe that is there but cannot be started (here: not a program any more; on Windows e.g. an
+    app execution alias or a folder policy): the launcher retries with the venv's own interpreter."""
+    python = tmp_path / "python"
+    shutil.copytree(win.python, python)
+    root = tmp_path / "root"
+    first = win.run("winprobe", [winpath(tmp_path / "first.json"), "0"], root=root, python=python)
+    assert first.returncode == 0, first.stdout + first.stderr
+    (python / "python.exe").write_bytes(b"not a program")
+    report = tmp_path / "broken.json"
+    result = win.run("winprobe", [winpath(report), "4"], root=root, python=python)
+    assert result.returncode == 4, result.stdout + result.stderr
+    data = json.loads(report.read_text(encoding="utf-8"))
+    assert same_path(data["image"], venv_of(root) / "Scripts" / "python.exe"), data

@@ -104,23 +104,37 @@ pub(crate) fn run_app(
 ) -> Result<i32> {
     let venv = layout.version_dir.join("venv");
     let start = interpreter(&venv, p.gui);
-    let python = start.program;
-    let mut cmd = Command::new(&python);
-    // -s: the user's site-packages must not shadow the app's dependencies.
-    cmd.arg("-s").arg("-c").arg(bootstrap(p));
-    cmd.arg(app_argv0(p, &venv, argv0));
+    let code = bootstrap(p);
+    let argv0 = app_argv0(p, &venv, argv0);
     let n_args = args.len();
-    cmd.args(args);
-    for key in ["PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP"] {
-        cmd.env_remove(key);
-    }
-    // A stray value (left by a parent's venv launcher) would become the app's
-    // sys.executable.
-    match start.launcher {
-        Some(venv_python) => cmd.env(base_python::LAUNCHER_VAR, venv_python),
-        None => cmd.env_remove(base_python::LAUNCHER_VAR),
+    let command = |start: &base_python::Start| {
+        let mut cmd = Command::new(&start.program);
+        // -s: the user's site-packages must not shadow the app's dependencies.
+        cmd.arg("-s").arg("-c").arg(&code).arg(&argv0).args(&args);
+        for key in ["PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP"] {
+            cmd.env_remove(key);
+        }
+        // A stray value (left by a parent's venv launcher) would become the
+        // app's sys.executable.
+        match &start.launcher {
+            Some(venv_python) => cmd.env(base_python::LAUNCHER_VAR, venv_python),
+            None => cmd.env_remove(base_python::LAUNCHER_VAR),
+        };
+        cmd
     };
-    let result = exec(cmd);
+    let mut python = start.program.clone();
+    let mut result = exec(command(&start));
+    let retry = matches!(&result, Err(e) if !matches!(errno(e), Errno::TooBig));
+    if let (true, Some(venv_python)) = (retry, start.launcher) {
+        // The base exists but could not be started (an app execution alias,
+        // a policy on its folder): the venv's own interpreter may know how.
+        let fallback = base_python::Start {
+            program: venv_python,
+            launcher: None,
+        };
+        python = fallback.program.clone();
+        result = exec(command(&fallback));
+    }
     drop(in_use);
     result.map_err(|e| {
         let restore = manage::how_to_run(p, "restore");
