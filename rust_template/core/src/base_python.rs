@@ -265,6 +265,51 @@ mod tests {
         }
     }
 
+    /// The real file tests on Windows (run under Wine with `cargo-zigbuild test
+    /// --target x86_64-pc-windows-gnu`).
+    #[cfg(windows)]
+    #[test]
+    fn choose_reads_the_venv_and_stats_the_base() {
+        let dir = std::env::temp_dir().join(format!("pyaket-base-python-{}", std::process::id()));
+        let home = dir.join("Python311");
+        let venv = dir.join("venv");
+        std::fs::create_dir_all(&home).unwrap();
+        std::fs::create_dir_all(venv.join("Scripts")).unwrap();
+        for file in [
+            home.join("python.exe"),
+            home.join("pythonw.exe"),
+            venv.join("Scripts").join("python.exe"),
+        ] {
+            std::fs::write(file, b"MZ").unwrap();
+        }
+        let cfg = format!(
+            "home = {}\nimplementation = CPython\nversion_info = 3.11.9\n",
+            home.display()
+        );
+        std::fs::write(venv.join("pyvenv.cfg"), cfg).unwrap();
+        let venv_python = venv.join("Scripts").join("python.exe");
+        let start = choose(&venv, &venv_python, false);
+        assert_eq!(
+            start,
+            Start {
+                program: home.join("python.exe"),
+                launcher: Some(venv_python.clone())
+            }
+        );
+        // The venv has no pythonw.exe: sys.executable would name a missing file.
+        let pythonw = venv.join("Scripts").join("pythonw.exe");
+        assert_eq!(choose(&venv, &pythonw, true).program, pythonw);
+        std::fs::write(home.join("python311._pth"), b"python311.zip\n.\n").unwrap();
+        assert_eq!(
+            choose(&venv, &venv_python, false),
+            Start {
+                program: venv_python,
+                launcher: None
+            }
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     #[cfg(not(windows))]
     #[test]
     fn choose_falls_back_without_a_readable_cfg() {
