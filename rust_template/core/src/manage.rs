@@ -14,7 +14,7 @@ use anyhow::{Context, Result};
 use crate::dirs::{env_nonempty, Layout};
 use crate::install;
 use crate::out::Out;
-use crate::{lock, path_install, record, secure, shared_uv, versions, Payload};
+use crate::{lock, path_install, record, secure, shared_uv, update, versions, Payload};
 
 // println! panics on a closed pipe (`PYAKET_SELF=check app | head -1`); a broken
 // pipe is not worth an abort.
@@ -40,6 +40,10 @@ const COMMANDS: &str = concat!(
     "           prints how to put that dir on PATH when it is not\n",
     "  uninstall delete that copy, every installed version of this app, and the shared uv\n",
     "           when no other app uses it\n",
+    "  update   replace this executable with the newest release, when the project configures\n",
+    "           updates: SHA256SUMS verified with the embedded minisign key, the file with its\n",
+    "           sha256, the new version self-checked before it takes this one's place.\n",
+    "           `update --check` only tells; `--allow-downgrade`/`--force` install an older/the same\n",
     "  help     show this help\n",
     "\n",
     "environment:\n",
@@ -68,6 +72,7 @@ pub(crate) fn run(p: &Payload, args: &[OsString]) -> Result<i32> {
         Some("clean") => clean(p),
         Some("install") => path_install::install(p),
         Some("uninstall") => path_install::uninstall(p),
+        Some("update") => update::run(p, &args[1..]),
         Some("help" | "--help" | "-h") => {
             outln!("{}", usage(p));
             Ok(0)

@@ -350,6 +350,7 @@ mod tests {
             gui: false,
             payload_hash: "0123456789abcdef",
             manifest_hash: "",
+            update: None,
             files: &[],
         }
     }
