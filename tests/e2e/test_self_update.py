@@ -4,6 +4,7 @@ file intact byte for byte, a bad signature, another key, a tampered executable, 
 
 from __future__ import annotations
 
+import hashlib
 import http.server
 import shutil
 import subprocess
@@ -256,3 +257,25 @@ def test_a_download_cut_short_is_refused(exe: Path, release: Path, install_root:
     message = refused(exe, install_root)
     assert "stopped after" in message and "the server closed the connection" in message, message
     assert time.monotonic() - started < 60
+
+
+def test_a_signed_release_that_fails_its_self_check_is_refused(
+    exe: Path, release: Path, install_root: Path, keys: Keys
+) -> None:
+    """The publisher signed a broken executable (a byte of its embedded payload flipped): its hash matches the
+    signed SHA256SUMS, but `PYAKET_SELF=check` of the downloaded file fails before it takes the old one's place."""
+    target = release / v2_name()
+    data = bytearray(target.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    target.write_bytes(bytes(data))
+    sums = release / "SHA256SUMS"
+    lines = [
+        f"{hashlib.sha256(data).hexdigest()}  {v2_name()}" if line.endswith(f"  {v2_name()}") else line
+        for line in sums.read_text().splitlines()
+    ]
+    sums.write_text("\n".join(lines) + "\n")
+    (release / "SHA256SUMS.minisig").unlink()
+    subprocess.run(["minisign", "-S", "-s", keys.secret, "-m", sums], check=True, capture_output=True)
+    message = refused(exe, install_root)
+    assert "verified example-app-2.0.0" in message
+    assert "the downloaded example-app 2.0.0 failed its self-check" in message and "FAIL" in message, message

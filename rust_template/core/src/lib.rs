@@ -71,6 +71,9 @@ fn real_main(p: &Payload) -> anyhow::Result<i32> {
         }
     }
 
+    #[cfg(windows)]
+    update::remove_leftover(p);
+
     // Warm path: a few stats (who may write the install dirs), the marker
     // opened and locked shared (the version stays installed while the app
     // runs), then an exec. Nothing here may touch the embedded payload bytes,

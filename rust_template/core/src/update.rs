@@ -31,6 +31,26 @@ struct Options {
     force: bool,
 }
 
+/// Windows: the file a previous update moved aside (`<exe>.old`) could not be
+/// deleted while it ran; any later start of an updatable app removes it.
+/// (Unix removes it within the update itself.)
+#[cfg(windows)]
+pub(crate) fn remove_leftover(p: &Payload) {
+    if p.update.is_some() {
+        if let Ok(exe) = std::env::current_exe() {
+            let _ = std::fs::remove_file(old_path(&exe));
+        }
+    }
+}
+
+/// `<exe>.old`: the previous executable while an update replaces it.
+#[cfg(any(windows, feature = "update"))]
+fn old_path(exe: &std::path::Path) -> std::path::PathBuf {
+    let mut name = exe.file_name().map(OsString::from).unwrap_or_default();
+    name.push(".old");
+    exe.with_file_name(name)
+}
+
 pub(crate) const USAGE: &str = "update [--check] [--allow-downgrade] [--force]";
 
 pub(crate) fn run(p: &Payload, args: &[OsString]) -> Result<i32> {
@@ -472,12 +492,6 @@ mod imp {
             }
         }
         Ok(())
-    }
-
-    fn old_path(exe: &Path) -> PathBuf {
-        let mut name = exe.file_name().map(OsString::from).unwrap_or_default();
-        name.push(".old");
-        exe.with_file_name(name)
     }
 
     /// A previous update's `<exe>.old` (Windows cannot delete a running file,
