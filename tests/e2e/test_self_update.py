@@ -245,7 +245,8 @@ def test_a_downgrade_is_refused_unless_asked(builds: Builds, release: Path, tmp_
     sums = (release / "SHA256SUMS").read_text()
     assert f"{NAME}-1.0.0-{HOST}" in sums and f"{NAME}-2.0.0-{HOST}" not in sums, sums
     message = refused(v2, install_root)
-    assert "refusing to downgrade example-app from 2.0.0 to 1.0.0" in message and "--allow-downgrade" in message
+    assert "refusing to downgrade example-app from 2.0.0 to 1.0.0" in message
+    assert f"run `PYAKET_SELF='update --allow-downgrade' {v2}`" in message
     allowed = manage(v2, "update", ["--allow-downgrade"], install_root=install_root)
     assert allowed.returncode == 0, allowed.stderr
     assert version_of(v2, install_root) == "1.0.0"
@@ -279,3 +280,20 @@ def test_a_signed_release_that_fails_its_self_check_is_refused(
     message = refused(exe, install_root)
     assert "verified example-app-2.0.0" in message
     assert "the downloaded example-app 2.0.0 failed its self-check" in message and "FAIL" in message, message
+
+
+def test_an_installed_copy_stays_ours_after_an_update(
+    exe: Path, release: Path, install_root: Path, tmp_path: Path
+) -> None:
+    """`install` records the copy's sha256; the update changes the copy, and the record follows it, so `uninstall`
+    (run by another executable of the app, here the v1 download) still removes it."""
+    bin_dir = tmp_path / "home-bin"
+    env = {"XDG_BIN_HOME": str(bin_dir)}
+    assert manage(exe, "install", install_root=install_root, env=env).returncode == 0
+    copy = bin_dir / NAME
+    updated = manage(copy, "update", install_root=install_root, env=env)
+    assert updated.returncode == 0, updated.stderr
+    assert copy.read_bytes() == (release / v2_name()).read_bytes()
+    removed = manage(exe, "uninstall", install_root=install_root, env=env)
+    assert removed.returncode == 0, removed.stderr
+    assert f"removed {copy}" in removed.stderr and not copy.exists()

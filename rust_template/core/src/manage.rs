@@ -151,6 +151,9 @@ fn invocations(program: &str, word: Option<&str>, command: &str) -> Vec<String> 
     // cmd.exe has no `VAR=value program`; `cmd /c` scopes the variable to that one run.
     let mut lines = vec![if cfg!(windows) {
         format!("cmd /c \"set {SELF_VAR}={command}&& {program}\"")
+    } else if command.contains(' ') {
+        // A command with options (`update --check`): one shell word.
+        format!("{SELF_VAR}='{command}' {program}")
     } else {
         format!("{SELF_VAR}={command} {program}")
     }];
@@ -375,6 +378,11 @@ mod tests {
         assert_eq!(
             how_to_run_as("./app", Some("admin"), "restore"),
             format!("{env_way} or `./app admin restore`")
+        );
+        #[cfg(unix)]
+        assert_eq!(
+            how_to_run_as("./app", Some("admin"), "update --force"),
+            "`PYAKET_SELF='update --force' ./app` or `./app admin update --force`"
         );
     }
 

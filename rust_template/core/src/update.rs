@@ -106,7 +106,7 @@ mod imp {
 
     use crate::atomic::{self, tmp_name};
     use crate::http::{Client, Failure};
-    use crate::{manage, release_version, UpdateSource};
+    use crate::{manage, path_install, release_version, UpdateSource};
 
     const SUMS: &str = "SHA256SUMS";
     const SIG: &str = "SHA256SUMS.minisig";
@@ -269,6 +269,9 @@ mod imp {
             );
         }
         replace(&exe, temp, &release.version)?;
+        if let Err(e) = path_install::note_replaced(p, &exe, &release.sha256) {
+            errln!("warning: could not update the record of installed copies: {e:#}");
+        }
         errln!(
             "updated {} from {} to {} ({}); the previous version stays installed until {}",
             p.app,
