@@ -47,6 +47,7 @@ APT_PKGS=(
   rustc-web cargo-web rust-web-src libstd-rust-web-dev libstd-rust-web-dev:arm64
   qemu-user libc6-arm64-cross libc6-i386 binutils gcc libc6-dev file
   osslsigncode openssl softhsm2 libengine-pkcs11-openssl
+  minisign  # tests cross-check SHA256SUMS.minisig with the real CLI (test_self_update.py)
 )
 [[ "${CROSS_SKIP_WINE:-0}" == 1 ]] || APT_PKGS+=(wine64)
 # shellcheck disable=SC2206

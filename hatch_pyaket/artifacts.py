@@ -15,6 +15,7 @@ from hatch_pyaket.targets import Target
 CHECKSUMS = "SHA256SUMS"
 MANIFEST = "pyaket-manifest.json"
 SBOM_SUFFIX = ".cdx.json"
+SIGNATURE_SUFFIX = ".minisig"  # SHA256SUMS.minisig, for self-updating launchers (update_signing.py)
 
 
 @dataclass(frozen=True)
@@ -146,12 +147,21 @@ def _lock_path(cache: Path, folder: Path) -> Path:
 
 
 def write_indexes(
-    folder: Path, app: str, version: str, made: list[Artifact], *, cache: Path, report: Callable[[str], None]
+    folder: Path,
+    app: str,
+    version: str,
+    made: list[Artifact],
+    *,
+    cache: Path,
+    report: Callable[[str], None],
+    sign_checksums: Callable[[Path], object] | None = None,
 ) -> None:
     """SHA256SUMS and pyaket-manifest.json, merged under a lock with what other builds wrote there.
 
     An executable another build replaced since this one placed it is left out: that build places
     before it merges, so its entry (under this same lock) is the one that matches the file.
+    `sign_checksums` (update_signing.py) writes `SHA256SUMS.minisig` for the merged file, under the
+    same lock; without it a signature left there is removed, since it no longer matches.
     """
     doing = f"updating {CHECKSUMS} and {MANIFEST} in {folder} ({app} {version})"
     with fsio.locked(_lock_path(cache, folder), what=f"the output folder {folder}", doing=doing, report=report):
@@ -167,7 +177,13 @@ def write_indexes(
         if not ours:
             return
         sboms = _write_sboms(ours)
-        _write_checksums(folder, ours, sboms)
+        checksums = _write_checksums(folder, ours, sboms)
+        signature = folder / (CHECKSUMS + SIGNATURE_SUFFIX)
+        if sign_checksums is not None:
+            sign_checksums(checksums)
+        elif signature.exists():
+            signature.unlink()
+            report(f"pyaket: removed {signature}: it signed the previous {CHECKSUMS} (this build has no key to sign)")
         _write_manifest(folder, app, version, ours)
 
 

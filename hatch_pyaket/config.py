@@ -20,6 +20,7 @@ from hatch_pyaket import cpython, winres
 from hatch_pyaket.errors import ConfigError, Problem
 from hatch_pyaket.signing_config import SigningConfig, parse_signing, unused_tables
 from hatch_pyaket.targets import MACOS_MIN_BY_ARCH, Target, parse_target
+from hatch_pyaket.update_config import UpdateConfig, parse_update
 
 # Keys hatchling itself reads from every hook table; they are not ours to validate.
 HATCH_RESERVED_KEYS = frozenset(
@@ -105,6 +106,7 @@ class PyaketConfig:
     warnings: tuple[str, ...] = ()  # settings that build but may fail later, each with its TOML path
     extras: tuple[str, ...] = ()  # the project's extras installed with it, normalized (entry points' ones included)
     sbom: bool = True  # a CycloneDX SBOM beside each executable (sbom.py)
+    update: UpdateConfig | None = None  # where `PYAKET_SELF=update` looks (update_config.py); None: no self-update
 
     @property
     def cargo_profile(self) -> str:
@@ -177,6 +179,7 @@ KNOWN_KEYS = (
     "extras",
     "signing",
     "sbom",
+    "update",
 )
 TARGET_KEYS = ("tool", "cargo-args", "env", "offline", "embed-python", "extras", "macos-min")
 # CPython minors a lock may be resolved for, oldest first (cpython.py owns the table).
@@ -341,6 +344,7 @@ def parse_config(
     target_options = _parse_target_options(r, targets, host_triple, root, project)
     _warn_about_extras(r, project, entries, extras, target_options, warnings)
     signing = parse_signing(r, root)
+    update = parse_update(r, root)
     warnings += unused_tables(signing, {t.os for t in targets}, path)
     lock_python = _lock_python(r, python, project)
     wants_exact = [key for key, on in (("offline", offline), ("embed-python", embed_python)) if on] + [
@@ -385,6 +389,7 @@ def parse_config(
         warnings=tuple(str(w) for w in warnings),
         extras=tuple(sorted({*(extras or ()), *(e for entry in entries for e in entry.extras)})),
         sbom=sbom,
+        update=update,
     )
 
 

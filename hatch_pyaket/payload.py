@@ -45,6 +45,11 @@ class PayloadSpec:
     python_interpreter: str = ""  # the interpreter's path inside that archive
     extras: tuple[str, ...] = ()  # the app's extras, installed with its wheel (normalized, sorted)
     entry_name: str = ""  # the executable's base name (script or project name); the launcher derives argv[0] from it
+    # Self-update (update_config.py), all "" when not configured: the release folder's URL, the minisign
+    # public key's base64 line, and this executable's published name with "{version}" for the version.
+    update_url: str = ""
+    update_public_key: str = ""
+    update_file: str = ""
 
     @property
     def lock_key(self) -> str | None:
@@ -94,6 +99,11 @@ def manifest(spec: PayloadSpec, digests: Mapping[str, str], sizes: Mapping[str, 
         "keep_versions": spec.keep_versions,
         "gui": spec.gui,
         "extras": sorted(spec.extras),
+        "update": (
+            {"url": spec.update_url, "public_key": spec.update_public_key, "file": spec.update_file}
+            if spec.update_url
+            else None
+        ),
         "files": {
             key: {"sha256": digests[key], "size": sizes[key], "executable": files[key][1]} for key in sorted(files)
         },

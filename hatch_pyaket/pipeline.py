@@ -26,6 +26,7 @@ from hatch_pyaket import (
     sbom,
     signing,
     toolchain,
+    update_signing,
     winres,
 )
 from hatch_pyaket.config import Entry, PyaketConfig
@@ -164,8 +165,17 @@ def resolve_dependencies(
 
 
 def _payload_spec(
-    config: PyaketConfig, app: App, target: Target, entry: Entry, wheel: Path, uv: Path | None, deps: Dependencies
+    config: PyaketConfig,
+    app: App,
+    target: Target,
+    entry: Entry,
+    wheel: Path,
+    uv: Path | None,
+    deps: Dependencies,
+    published: Target | None = None,
 ) -> payload.PayloadSpec:
+    """`published`: the target whose name the executable is published under (a universal one, for its slices)."""
+    update = config.update
     return payload.PayloadSpec(
         app=app.name,
         version=app.version,
@@ -187,6 +197,9 @@ def _payload_spec(
         python_archive=deps.python_archive,
         python_interpreter=deps.python_interpreter,
         extras=config.extras_for(target),
+        update_url=update.url if update else "",
+        update_public_key=update.public_key.base64 if update else "",
+        update_file=artifacts.executable_name(entry.name, "{version}", published or target) if update else "",
     )
 
 
@@ -205,6 +218,9 @@ class _Part:
 def _plan_part(config: PyaketConfig, configured: Target, part: Target, wheel: Path, ctx: BuildContext) -> _Part:
     options = config.options_for(configured)
     cargo_args = [*config.cargo_args, *options.cargo_args]
+    if config.update is not None:
+        # The HTTPS client and signature check are compiled in only for projects that update themselves.
+        cargo_args += ["--features", "update"]
     user_env = {**dict(config.env), **dict(options.env)}
     macos_min = None
     if part.os == "macos":
@@ -268,7 +284,7 @@ def build_target(
                 report=ctx.report,
             ):
                 staging = ctx.cargo_target_dir / "pyaket-payload" / part.target.name
-                spec = _payload_spec(config, app, part.target, entry, wheel, part.uv, part.deps)
+                spec = _payload_spec(config, app, part.target, entry, wheel, part.uv, part.deps, target)
                 staged = payload.stage(spec, staging)
                 staged_parts.append(staged)
                 hashes.append(str(staged["payload_hash"]))
@@ -364,6 +380,7 @@ def build_executables(
         ctx = BuildContext(cache, template_copy(cache), target_dir(environ, cache), Path(scratch), report)
         # Before any compile: a missing tool or a bad credential fails here, in seconds.
         ctx.signer = signing.preflight(config.signing, config.targets, ctx.scratch, report=report, environ=environ)
+        checksum_signer = update_signing.preflight(config.update, environ=environ, report=report)
         for target in config.targets:
             try:
                 made += build_target(config, app, target, wheel, output_dir, ctx)
@@ -373,7 +390,15 @@ def build_executables(
     for artifact in made:
         report(f"pyaket: built {artifact.path} ({progress.size_text(artifact.size)})")
     if made:
-        artifacts.write_indexes(output_dir, app.name, app.version, made, cache=cache, report=report)
+        artifacts.write_indexes(
+            output_dir,
+            app.name,
+            app.version,
+            made,
+            cache=cache,
+            report=report,
+            sign_checksums=checksum_signer.sign if checksum_signer else None,
+        )
     if failures:
         summary = "\n".join(f"  - {name}: {message}" for name, message in failures)
         built = ", ".join(a.target for a in made) or "none"

@@ -24,6 +24,9 @@ step "launcher crate: cargo fmt --check, clippy -D warnings, cargo test"
   # built (and its manifest checks run) by every end-to-end build.
   cargo clippy --locked -p pyaket-core --all-targets -- -D warnings
   cargo test --locked -p pyaket-core
+  # Self-update (http.rs, update.rs) is compiled only with this feature, which the plugin turns on per project.
+  cargo clippy --locked -p pyaket-core --features update --all-targets -- -D warnings
+  cargo test --locked -p pyaket-core --features update
 )
 
 step "pytest"

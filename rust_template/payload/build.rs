@@ -238,6 +238,30 @@ fn run() -> Result<(), String> {
             .ok_or("`extras` must be a list of strings")?,
     };
     let gui = m.bool("gui")?;
+    let update = match m.0.get("update") {
+        None | Some(Value::Null) => None,
+        Some(Value::Object(u)) => {
+            let u = Manifest(u);
+            let (url, public_key, file) = (u.str("url")?, u.str("public_key")?, u.str("file")?);
+            if !file.contains("{version}") {
+                return Err(format!("`update.file` {file:?} has no {{version}}"));
+            }
+            Some((url, public_key, file))
+        }
+        Some(_) => return Err("`update` must be an object or null".into()),
+    };
+    let update_json = match &update {
+        None => Value::Null,
+        Some((url, public_key, file)) => {
+            json!({"url": url, "public_key": public_key, "file": file})
+        }
+    };
+    let update_code = match &update {
+        None => "None".to_string(),
+        Some((url, public_key, file)) => format!(
+            "Some(pyaket_core::UpdateSource {{ url: {url:?}, public_key: {public_key:?}, file: {file:?} }})"
+        ),
+    };
 
     // The launcher recomputes both hashes from what it embeds (pyaket-core's
     // integrity.rs). Rebuilding the manifest here from the values this script
@@ -273,7 +297,7 @@ fn run() -> Result<(), String> {
         "wheels": wheels, "python_archive": python_archive,
         "python_interpreter": python_interpreter, "self_command": self_command,
         "keep_versions": keep_versions, "gui": gui, "extras": extras, "payload_hash": payload_hash,
-        "files": files_meta,
+        "update": update_json, "files": files_meta,
     });
     for (key, value, expected) in [
         ("payload_hash", &identity, &payload_hash),
@@ -314,6 +338,7 @@ fn run() -> Result<(), String> {
          \x20   gui: {gui},\n\
          \x20   payload_hash: {payload_hash:?},\n\
          \x20   manifest_hash: {manifest_hash:?},\n\
+         \x20   update: {update_code},\n\
          \x20   files: &[\n{files_code}    ],\n\
          }};\n",
     );

@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 import subprocess
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -21,7 +22,9 @@ INSTALLING = "first run, installing into"
 VERSIONS = ("1.0.0", "1.0.1", "1.0.2")
 
 
-def build_variant(folder: Path, *, version: str = "1.0.0", settings: str = "") -> Path:
+def build_variant(
+    folder: Path, *, version: str = "1.0.0", settings: str = "", env: Mapping[str, str] | None = None
+) -> Path:
     """The example project at `version`, built with the plugin; its executable.
 
     `settings` (hook settings) apply when `folder` gets its copy of the project; later calls change the version.
@@ -36,7 +39,7 @@ def build_variant(folder: Path, *, version: str = "1.0.0", settings: str = "") -
     pyproject.write_text(re.sub(r'(?m)^version = ".*"$', f'version = "{version}"', pyproject.read_text()))
     init = project / "src" / "example_app" / "__init__.py"
     init.write_text(re.sub(r'__version__ = ".*"', f'__version__ = "{version}"', init.read_text()))
-    build(project, "--wheel")
+    build(project, "--wheel", env=env)
     return project / "dist" / f"example-app-{version}-{HOST_TRIPLE}"
 
 

@@ -41,6 +41,9 @@ def golden_spec() -> PayloadSpec:
         python_interpreter="python/bin/python3",
         extras=("cli", "http2"),
         entry_name="caf\u00e9-app",
+        update_url="https://example.com/caf\u00e9/latest/",
+        update_public_key="RWQx+eYqQVVAGYrNBXflAb52XiPqqs4vWvkebwLiuv//6g/fRXLxDX8S",
+        update_file="caf\u00e9-app-{version}-x86_64-unknown-linux-gnu",
     )
 
 

@@ -161,6 +161,17 @@ impl Payload {
         Json::List(self.extras.iter().map(|e| Json::Str(e)).collect())
     }
 
+    fn update_json(&self) -> Json<'static> {
+        match &self.update {
+            None => Json::Null,
+            Some(u) => Json::Obj(vec![
+                ("url", Json::Str(u.url)),
+                ("public_key", Json::Str(u.public_key)),
+                ("file", Json::Str(u.file)),
+            ]),
+        }
+    }
+
     /// The whole manifest as payload.py wrote it, minus `manifest_hash` itself.
     pub(crate) fn manifest_json(&self) -> Json<'static> {
         let files = self
@@ -191,6 +202,7 @@ impl Payload {
             ("gui", Json::Bool(self.gui)),
             ("extras", self.extras_json()),
             ("payload_hash", Json::Str(self.payload_hash)),
+            ("update", self.update_json()),
             ("files", Json::Obj(files)),
         ]);
         Json::Obj(fields)
@@ -301,6 +313,11 @@ mod tests {
             gui: m["gui"].as_bool().unwrap(),
             payload_hash: s("payload_hash"),
             manifest_hash: s("manifest_hash"),
+            update: m["update"].as_object().map(|u| crate::UpdateSource {
+                url: leak(u["url"].as_str().unwrap()),
+                public_key: leak(u["public_key"].as_str().unwrap()),
+                file: leak(u["file"].as_str().unwrap()),
+            }),
             files: Box::leak(files.into_boxed_slice()),
         }
     }
@@ -330,6 +347,14 @@ mod tests {
         assert!(p.check_hashes().is_err());
         let mut p = payload_from(&m);
         p.gui = false;
+        assert!(p.check_hashes().is_err());
+        // The update source: a swapped key must not pass as the built one.
+        let mut p = payload_from(&m);
+        let update = p
+            .update
+            .as_mut()
+            .expect("the golden manifest configures update");
+        update.public_key = "RWQf6LRCGA9i53mlYecO4IzT51TGPpvWucNSCh1CBM0QTaLn73Y7GFO3";
         assert!(p.check_hashes().is_err());
         // An identity field: caught by manifest_hash first, payload_hash too.
         let mut p = payload_from(&m);

@@ -8,6 +8,8 @@
 mod atomic;
 mod base_python;
 mod dirs;
+#[cfg(feature = "update")]
+mod http;
 mod install;
 mod integrity;
 mod lock;
@@ -17,16 +19,20 @@ mod path_install;
 mod payload;
 mod python_archive;
 pub mod record;
+// `update`'s version order; its tests run in every build.
+#[cfg(any(test, feature = "update"))]
+mod release_version;
 mod run;
 mod secure;
 mod shared_uv;
+mod update;
 mod uv;
 mod versions;
 
 use std::ffi::OsString;
 use std::io::Write;
 
-pub use payload::{Entry, EntryKind, Frame, Payload, PayloadFile};
+pub use payload::{Entry, EntryKind, Frame, Payload, PayloadFile, UpdateSource};
 
 /// Entry point of the launcher binary; never returns.
 ///
@@ -51,13 +57,23 @@ fn real_main(p: &Payload) -> anyhow::Result<i32> {
     // Management instead of the app: PYAKET_SELF=<command> always, `<word>
     // <command>` only when the build reserved a word (see manage.rs).
     if let Some(cmd) = dirs::env_nonempty(manage::SELF_VAR) {
-        return secure::private_umask(|| manage::run(p, std::slice::from_ref(&cmd)));
+        // `PYAKET_SELF="update --check" app` and `PYAKET_SELF=update app --check` alike.
+        let mut args: Vec<OsString> = cmd
+            .to_string_lossy()
+            .split_whitespace()
+            .map(OsString::from)
+            .collect();
+        args.extend(rest);
+        return secure::private_umask(|| manage::run(p, &args));
     }
     if let (Some(word), Some(first)) = (p.self_command, rest.first()) {
         if first == word {
             return secure::private_umask(|| manage::run(p, &rest[1..]));
         }
     }
+
+    #[cfg(windows)]
+    update::remove_leftover(p);
 
     // Warm path: a few stats (who may write the install dirs), the marker
     // opened and locked shared (the version stays installed while the app

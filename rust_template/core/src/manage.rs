@@ -14,7 +14,7 @@ use anyhow::{Context, Result};
 use crate::dirs::{env_nonempty, Layout};
 use crate::install;
 use crate::out::Out;
-use crate::{lock, path_install, record, secure, shared_uv, versions, Payload};
+use crate::{lock, path_install, record, secure, shared_uv, update, versions, Payload};
 
 // println! panics on a closed pipe (`PYAKET_SELF=check app | head -1`); a broken
 // pipe is not worth an abort.
@@ -40,6 +40,11 @@ const COMMANDS: &str = concat!(
     "           prints how to put that dir on PATH when it is not\n",
     "  uninstall delete that copy, every installed version of this app, and the shared uv\n",
     "           when no other app uses it\n",
+    "  update   replace this executable with the newest release, when the project configures\n",
+    "           updates: SHA256SUMS verified with the embedded minisign key, the file with its\n",
+    "           sha256, the new version self-checked before it takes this one's place.\n",
+    "           `update --check` only tells; `--allow-downgrade` takes an older release, `--force`\n",
+    "           the same version too (options after the program: PYAKET_SELF=update <app> --check)\n",
     "  help     show this help\n",
     "\n",
     "environment:\n",
@@ -68,6 +73,7 @@ pub(crate) fn run(p: &Payload, args: &[OsString]) -> Result<i32> {
         Some("clean") => clean(p),
         Some("install") => path_install::install(p),
         Some("uninstall") => path_install::uninstall(p),
+        Some("update") => update::run(p, &args[1..]),
         Some("help" | "--help" | "-h") => {
             outln!("{}", usage(p));
             Ok(0)
@@ -146,6 +152,9 @@ fn invocations(program: &str, word: Option<&str>, command: &str) -> Vec<String> 
     // cmd.exe has no `VAR=value program`; `cmd /c` scopes the variable to that one run.
     let mut lines = vec![if cfg!(windows) {
         format!("cmd /c \"set {SELF_VAR}={command}&& {program}\"")
+    } else if command.contains(' ') {
+        // A command with options (`update --check`): one shell word.
+        format!("{SELF_VAR}='{command}' {program}")
     } else {
         format!("{SELF_VAR}={command} {program}")
     }];
@@ -370,6 +379,11 @@ mod tests {
         assert_eq!(
             how_to_run_as("./app", Some("admin"), "restore"),
             format!("{env_way} or `./app admin restore`")
+        );
+        #[cfg(unix)]
+        assert_eq!(
+            how_to_run_as("./app", Some("admin"), "update --force"),
+            "`PYAKET_SELF='update --force' ./app` or `./app admin update --force`"
         );
     }
 

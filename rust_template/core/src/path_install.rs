@@ -260,6 +260,27 @@ fn create_bin_dir(dir: &Path) -> Result<bool> {
     Ok(true)
 }
 
+/// `update` replaced `path` with a file of `sha256`: if `install` made that
+/// copy, its record follows, so that `uninstall` still knows it as ours.
+#[cfg(feature = "update")]
+pub(crate) fn note_replaced(p: &Payload, path: &Path, sha256: &str) -> Result<()> {
+    let layout = Layout::new(p)?;
+    if !layout.app_dir.join(RECORD).is_file() {
+        return Ok(());
+    }
+    let _lock = lock::acquire(&layout, &mut io::stderr())?;
+    let mut record = read_record(&layout);
+    let mut changed = false;
+    for (sha, _) in record.iter_mut().filter(|(_, copy)| copy == path) {
+        *sha = sha256.to_string();
+        changed = true;
+    }
+    if changed {
+        write_record(&layout, &record)?;
+    }
+    Ok(())
+}
+
 pub(crate) fn install(p: &Payload) -> Result<i32> {
     let layout = Layout::new(p)?;
     secure::check_layout(&layout)?;

@@ -54,6 +54,19 @@ pub struct Frame {
     pub sha256: &'static str,
 }
 
+/// Where `update` (update.rs) finds new releases, from the project's `update` table.
+#[derive(Debug)]
+pub struct UpdateSource {
+    /// The folder (ending in `/`) that holds the latest release's `SHA256SUMS`,
+    /// `SHA256SUMS.minisig` and executables.
+    pub url: &'static str,
+    /// The minisign public key (the base64 line) `SHA256SUMS.minisig` must verify with.
+    pub public_key: &'static str,
+    /// This executable's published file name with `{version}` for the version:
+    /// `<entry name>-{version}-<target>[.exe]`.
+    pub file: &'static str,
+}
+
 /// Everything the launcher knows about the app; see docs/payload-contract.md.
 #[derive(Debug)]
 pub struct Payload {
@@ -82,6 +95,8 @@ pub struct Payload {
     pub payload_hash: &'static str,
     /// sha256 of every manifest field (payload_hash included) and file; see integrity.rs.
     pub manifest_hash: &'static str,
+    /// None: the project configured no self-update.
+    pub update: Option<UpdateSource>,
     pub files: &'static [PayloadFile],
 }
 

@@ -392,6 +392,7 @@ mod tests {
             gui: false,
             payload_hash: "0123456789abcdef",
             manifest_hash: "",
+            update: None,
             files: &[],
         }
     }
