@@ -29,6 +29,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.example import copy_example  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -85,8 +88,7 @@ def timed(cmd: Sequence[str | Path], env: Mapping[str, str]) -> float:
 
 
 def make_project(app: App, work: Path) -> Path:
-    project = work / app.key
-    shutil.copytree(ROOT / "example_project", project, ignore=shutil.ignore_patterns("dist", "build"))
+    project = copy_example(work, app.key)
     if app.pyproject is not None:
         shutil.rmtree(project / "src")
         (project / "pyproject.toml").write_text(app.pyproject)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -24,20 +23,19 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from tests.example import copy_example  # noqa: E402
 from tests.helpers_python import make_relocatable_python  # noqa: E402
 
-VARIANTS = {
-    "default (locked)": "",
-    "offline": 'python = "3.11"\noffline = true',
-    "offline + embedded Python": 'python = "3.11"\noffline = true\nembed-python = "{archive}"',
+VARIANTS: dict[str, dict[str, object]] = {
+    "default (locked)": {},
+    "offline": {"python": "3.11", "offline": True},
+    "offline + embedded Python": {"python": "3.11", "offline": True, "embed-python": "{archive}"},
 }
 
 
-def build(work: Path, name: str, extra: str) -> Path:
-    project = work / name.replace(" ", "_").replace("+", "and").replace("(", "").replace(")", "")
-    shutil.copytree(ROOT / "example_project", project, ignore=shutil.ignore_patterns("dist"))
-    pyproject = project / "pyproject.toml"
-    pyproject.write_text(pyproject.read_text().replace('targets = ["host"]', f'targets = ["host"]\n{extra}'))
+def build(work: Path, name: str, settings: dict[str, object]) -> Path:
+    folder = name.replace(" ", "_").replace("+", "and").replace("(", "").replace(")", "")
+    project = copy_example(work, folder, hook=settings)
     subprocess.run(
         [sys.executable, "-m", "build", "--no-isolation", "--wheel", str(project)],
         check=True,
@@ -63,8 +61,9 @@ def main() -> None:
         work = Path(scratch)
         archive = make_relocatable_python(work / "python")
         rows = []
-        for name, extra in VARIANTS.items():
-            exe = build(work, name, extra.format(archive=archive))
+        for name in VARIANTS:
+            settings = {k: str(archive) if v == "{archive}" else v for k, v in VARIANTS[name].items()}
+            exe = build(work, name, settings)
             times = [first_run(exe, work) for _ in range(args.runs)]
             rows.append((name, exe.stat().st_size, statistics.median(times)))
         base_size, base_time = rows[0][1], rows[0][2]

@@ -1,12 +1,13 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from tests.example import copy_example
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -30,9 +31,7 @@ def plugin_wheel_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def example_copy(tmp_path: Path) -> Path:
-    destination = tmp_path / "example_project"
-    shutil.copytree(ROOT / "example_project", destination, ignore=shutil.ignore_patterns("dist", "build"))
-    return destination
+    return copy_example(tmp_path)
 
 
 @pytest.fixture

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+
+from tests.example import copy_example, edit_pyproject
 
 HOST_TRIPLE = "x86_64-unknown-linux-gnu"
 
@@ -78,3 +81,24 @@ def manage(
 ) -> subprocess.CompletedProcess[str]:
     """A management command, the way every build answers it: `PYAKET_SELF=<command> <exe> [args]`."""
     return run(exe, args, install_root=install_root, env={**(env or {}), "PYAKET_SELF": command}, timeout=timeout)
+
+
+def build_variant(
+    folder: Path,
+    *,
+    version: str = "1.0.0",
+    settings: dict[str, object] | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Path:
+    """The example project at `version`, built with the plugin; its executable.
+
+    `settings` (hook settings) apply when `folder` gets its copy of the project; later calls change the version.
+    """
+    project = folder / "example_project"
+    if not project.exists():
+        copy_example(folder, hook=settings)
+    edit_pyproject(project, {"project": {"version": version}})
+    init = project / "src" / "example_app" / "__init__.py"
+    init.write_text(re.sub(r'__version__ = ".*"', f'__version__ = "{version}"', init.read_text()))
+    build(project, "--wheel", env=env)
+    return project / "dist" / f"example-app-{version}-{HOST_TRIPLE}"

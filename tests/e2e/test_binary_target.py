@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,8 +16,9 @@ import pytest
 
 from tests.conftest import ROOT
 from tests.e2e.helpers import HOST_TRIPLE, find_links_env, installed_versions, manage, run
+from tests.example import copy_example
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.network]  # hatch's build environment comes from PyPI
 
 TOOL = """
 
@@ -42,15 +42,15 @@ class HatchBuild:
 def hatch_build(tmp_path_factory: pytest.TempPathFactory, plugin_wheel_dir: Path) -> HatchBuild:
     """One `hatch build -t binary -t pyaket` of the example with a second script, cargo offline."""
     base = tmp_path_factory.mktemp("binary-target")
-    project = base / "example_project"
-    shutil.copytree(ROOT / "example_project", project, ignore=shutil.ignore_patterns("dist"))
+    project = copy_example(
+        base,
+        changes={
+            "project": {"scripts": {"example-tool": "example_app.cli:tool"}},
+            "tool": {"hatch": {"build": {"targets": {"pyaket": {"script": "example-tool"}}}}},
+        },
+    )
     with (project / "src" / "example_app" / "cli.py").open("a") as cli:
         cli.write(TOOL)
-    pyproject = project / "pyproject.toml"
-    text = pyproject.read_text().replace(
-        "[project.scripts]\n", '[project.scripts]\nexample-tool = "example_app.cli:tool"\n'
-    )
-    pyproject.write_text(text + '\n[tool.hatch.build.targets.pyaket]\nscript = "example-tool"\n')
     # The launcher's own crates, fetched while the network is allowed; the build below is offline.
     subprocess.run(
         ["cargo", "fetch", "--locked", "--manifest-path", str(ROOT / "rust_template" / "Cargo.toml")],

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from hatch_pyaket.artifacts import SBOM_SUFFIX
-from tests.conftest import ROOT
 from tests.e2e.helpers import HOST_TRIPLE, build, run
+from tests.example import EXAMPLE, copy_example
 
 pytestmark = pytest.mark.e2e
 
@@ -39,21 +39,13 @@ def slow_cargo(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 
 def _project(parent: Path, name: str, version: str) -> Path:
     """A copy of the example whose project, script and version are `name`/`version`."""
-    project = parent / name
-    shutil.copytree(ROOT / "example_project", project, ignore=shutil.ignore_patterns("dist", "build"))
-    pyproject = project / "pyproject.toml"
-    text = pyproject.read_text()
-    text = text.replace('name = "example-app"', f'name = "{name}"').replace(
-        'version = "1.0.0"', f'version = "{version}"'
-    )
-    text = text.replace('example-app = "example_app.cli:main"', f'{name} = "example_app.cli:main"')
-    pyproject.write_text(text)
-    return project
+    scripts = {"example-app": None, name: "example_app.cli:main"}
+    return copy_example(parent, name, changes={"project": {"name": name, "version": version, "scripts": scripts}})
 
 
 def _mark(project: Path, marker: str) -> None:
     """Make the app print `marker` first, so its output says which build it came from."""
-    original = (ROOT / "example_project" / "src" / "example_app" / "cli.py").read_text()
+    original = (EXAMPLE / "src" / "example_app" / "cli.py").read_text()
     anchor = '    print(f"example-app {__version__}'
     assert anchor in original
     marked = original.replace(anchor, f'    print("MARKER {marker}")\n{anchor}', 1)

@@ -3,13 +3,12 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
 from tests.e2e.helpers import build
+from tests.example import edit_pyproject
 
 pytestmark = pytest.mark.e2e
 
@@ -17,13 +16,12 @@ TABLE = "tool.hatch.build.hooks.pyaket"
 
 
 @pytest.fixture
-def project(tmp_path: Path) -> Path:
-    destination = tmp_path / "example_project"
-    shutil.copytree(ROOT / "example_project", destination, ignore=shutil.ignore_patterns("dist", "build"))
-    return destination
+def project(example_copy: Path) -> Path:
+    return example_copy
 
 
 def _set(project: Path, old: str, new: str) -> None:
+    """A change to the file's text: for what its data cannot say (a table written as an array of tables)."""
     pyproject = project / "pyproject.toml"
     text = pyproject.read_text()
     assert old in text
@@ -42,17 +40,17 @@ def _fails(project: Path) -> str:
 @pytest.mark.parametrize(
     ("value", "expected"),
     [
-        ('"3.99"', f"{TABLE}.python: '3.99': there is no CPython 3.99 (known minors: 3.8 to 3.16)"),
-        ('"3.9.99"', f"{TABLE}.python: '3.9.99' does not exist: the 3.9 line ended with 3.9.25"),
+        ("3.99", f"{TABLE}.python: '3.99': there is no CPython 3.99 (known minors: 3.8 to 3.16)"),
+        ("3.9.99", f"{TABLE}.python: '3.9.99' does not exist: the 3.9 line ended with 3.9.25"),
     ],
 )
 def test_an_unknown_python_stops_the_build(project: Path, value: str, expected: str) -> None:
-    _set(project, 'targets = ["host"]', f'targets = ["host"]\npython = {value}')
+    edit_pyproject(project, hook={"python": value})
     assert expected in _fails(project)
 
 
 def test_keep_versions_beyond_u32_stops_the_build_with_its_path(project: Path) -> None:
-    _set(project, 'targets = ["host"]', 'targets = ["host"]\nkeep-versions = 4294967296')
+    edit_pyproject(project, hook={"keep-versions": 4294967296})
     output = _fails(project)
     assert f"{TABLE}.keep-versions: must be a whole number from 0 to 1000 (0 keeps every installed version)" in output
     assert "4294967296" in output

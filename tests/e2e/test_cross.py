@@ -6,7 +6,6 @@ rest, zig, qemu-user, wine). Without it these tests skip, except under CI, where
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -19,16 +18,16 @@ import pytest
 
 from hatch_pyaket import macho
 from hatch_pyaket.artifacts import SBOM_SUFFIX
-from tests.conftest import ROOT
 from tests.e2e.crossenv import load_cross_env
 from tests.e2e.helpers import build
+from tests.example import copy_example
 
 pytestmark = [pytest.mark.e2e, pytest.mark.cross]
 
-BUILD_STD = '{ RUSTC_BOOTSTRAP = "1", CARGO_UNSTABLE_BUILD_STD = "std,panic_abort" }'
-TARGETS = {
-    "aarch64-unknown-linux-gnu.2.17": "",
-    "x86_64-unknown-linux-gnu.2.17": "",
+BUILD_STD = {"RUSTC_BOOTSTRAP": "1", "CARGO_UNSTABLE_BUILD_STD": "std,panic_abort"}
+TARGETS: dict[str, dict[str, str]] = {
+    "aarch64-unknown-linux-gnu.2.17": {},
+    "x86_64-unknown-linux-gnu.2.17": {},
     "x86_64-unknown-linux-musl": BUILD_STD,
     "x86_64-pc-windows-gnu": BUILD_STD,
     "aarch64-apple-darwin": BUILD_STD,
@@ -49,16 +48,8 @@ class CrossBuild:
 @pytest.fixture(scope="module")
 def cross(tmp_path_factory: pytest.TempPathFactory) -> CrossBuild:
     env = load_cross_env()
-    project = tmp_path_factory.mktemp("cross") / "example_project"
-    shutil.copytree(ROOT / "example_project", project, ignore=shutil.ignore_patterns("dist"))
-    per_target = "".join(
-        f'\n[tool.hatch.build.hooks.pyaket.target."{name}"]\nenv = {extra}\n'
-        for name, extra in TARGETS.items()
-        if extra
-    )
-    pyproject = project / "pyproject.toml"
-    text = pyproject.read_text().replace('targets = ["host"]', f"targets = {json.dumps(list(TARGETS))}")
-    pyproject.write_text(text + per_target)
+    per_target = {name: {"env": extra} for name, extra in TARGETS.items() if extra}
+    project = copy_example(tmp_path_factory.mktemp("cross"), hook={"targets": list(TARGETS), "target": per_target})
     result = build(project, "--wheel", env=env)
     return CrossBuild(project / "dist", env, result.stdout + result.stderr)
 
@@ -186,12 +177,9 @@ def test_windows_gnu_runs_under_wine(cross: CrossBuild, tmp_path: Path) -> None:
 
 def test_msvc_without_the_crt_fails_with_the_xwin_error(tmp_path: Path) -> None:
     env = load_cross_env()
-    project = tmp_path / "example_project"
-    shutil.copytree(ROOT / "example_project", project, ignore=shutil.ignore_patterns("dist"))
-    pyproject = project / "pyproject.toml"
     # build-std stands in for the msvc std rustup would add, so the failure is xwin's own.
-    config = f'targets = ["x86_64-pc-windows-msvc"]\n[tool.hatch.build.hooks.pyaket.target."x86_64-pc-windows-msvc"]\nenv = {BUILD_STD}'
-    pyproject.write_text(pyproject.read_text().replace('targets = ["host"]', config))
+    msvc = "x86_64-pc-windows-msvc"
+    project = copy_example(tmp_path, hook={"targets": [msvc], "target": {msvc: {"env": BUILD_STD}}})
     result = build(project, "--wheel", env=env, check=False)
     output = result.stdout + result.stderr
     assert result.returncode != 0
@@ -206,11 +194,7 @@ def test_msvc_without_the_crt_fails_with_the_xwin_error(tmp_path: Path) -> None:
 
 def test_one_failing_target_fails_the_build_with_a_summary_after_the_others(tmp_path: Path) -> None:
     env = load_cross_env()
-    project = tmp_path / "example_project"
-    shutil.copytree(ROOT / "example_project", project, ignore=shutil.ignore_patterns("dist"))
-    pyproject = project / "pyproject.toml"
-    targets = 'targets = ["i686-unknown-linux-musl", "x86_64-unknown-linux-gnu.2.17"]'
-    pyproject.write_text(pyproject.read_text().replace('targets = ["host"]', targets))
+    project = copy_example(tmp_path, hook={"targets": ["i686-unknown-linux-musl", "x86_64-unknown-linux-gnu.2.17"]})
     result = build(project, "--wheel", env=env, check=False)
     assert result.returncode != 0
     assert "the Rust standard library for i686-unknown-linux-musl is not installed" in result.stderr

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
 from tests.e2e.helpers import HOST_TRIPLE, build, installed_versions, manage, run
+from tests.example import copy_example
 
 pytestmark = pytest.mark.e2e
 
@@ -26,8 +26,7 @@ NO_SPACE = "No space left on device"
 
 @pytest.fixture(scope="module")
 def exe(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    project = tmp_path_factory.mktemp("faults") / "example_project"
-    shutil.copytree(ROOT / "example_project", project, ignore=shutil.ignore_patterns("dist", "build"))
+    project = copy_example(tmp_path_factory.mktemp("faults"))
     build(project, "--wheel")
     return project / "dist" / EXE_NAME
 

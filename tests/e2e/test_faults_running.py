@@ -15,8 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.helpers import installed_versions, manage, run
-from tests.e2e.test_self_commands import build_variant
+from tests.e2e.helpers import build_variant, installed_versions, manage, run
 
 pytestmark = [pytest.mark.e2e, pytest.mark.skipif(os.name != "posix", reason="uses POSIX signals and flock")]
 
@@ -28,7 +27,7 @@ INSTALLING = "first run, installing into"
 def versions(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Executables of three successive versions with keep-versions = 1."""
     folder = tmp_path_factory.mktemp("running")
-    return {version: build_variant(folder, version=version, settings="keep-versions = 1") for version in VERSIONS}
+    return {version: build_variant(folder, version=version, settings={"keep-versions": 1}) for version in VERSIONS}
 
 
 def start(exe: Path, args: list[str], install_root: Path, **env: str) -> subprocess.Popen[str]:

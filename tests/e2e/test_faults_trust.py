@@ -17,8 +17,8 @@ import pytest
 
 from hatch_pyaket.fetch import cache_dir
 from hatch_pyaket.pipeline import target_dir
-from tests.conftest import ROOT
 from tests.e2e.helpers import HOST_TRIPLE, build, installed_versions, manage, run
+from tests.example import copy_example
 
 pytestmark = pytest.mark.e2e
 
@@ -35,11 +35,7 @@ def installed(root: Path) -> list[Path]:
 
 @pytest.fixture(scope="module")
 def exe(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    project = tmp_path_factory.mktemp("trust") / "example_project"
-    shutil.copytree(ROOT / "example_project", project, ignore=shutil.ignore_patterns("dist", "build"))
-    pyproject = project / "pyproject.toml"
-    settings = f'targets = ["host"]\nvendor = "{VENDOR}"\npython = "{PYTHON}"\n'
-    pyproject.write_text(pyproject.read_text().replace('targets = ["host"]\n', settings, 1))
+    project = copy_example(tmp_path_factory.mktemp("trust"), hook={"vendor": VENDOR, "python": PYTHON})
     build(project, "--wheel")
     return project / "dist" / f"example-app-1.0.0-{HOST_TRIPLE}"
 

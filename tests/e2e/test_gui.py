@@ -12,33 +12,24 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
 from tests.e2e.crossenv import load_cross_env
 from tests.e2e.helpers import HOST_TRIPLE, build, installed_versions, manage, run
+from tests.example import copy_example
 from tests.unit.test_winres import make_icon
 
 pytestmark = pytest.mark.e2e
 
 WINDOWS = "x86_64-pc-windows-gnu"
-BUILD_STD = '{ RUSTC_BOOTSTRAP = "1", CARGO_UNSTABLE_BUILD_STD = "std,panic_abort" }'
+BUILD_STD = {"RUSTC_BOOTSTRAP": "1", "CARGO_UNSTABLE_BUILD_STD": "std,panic_abort"}
 SUBSYSTEM_GUI = 2
 SUBSYSTEM_CONSOLE = 3
 RT_ICON, RT_GROUP_ICON, RT_VERSION = 3, 14, 16
 DESCRIPTION = "A small CLI that shows what it receives; built into standalone executables by hatch-pyaket"
 
 
-def example_copy_with(folder: Path, settings: str, *, gui_script: bool = False) -> Path:
-    project = folder / "example_project"
-    shutil.copytree(ROOT / "example_project", project, ignore=shutil.ignore_patterns("dist"))
-    pyproject = project / "pyproject.toml"
-    text = pyproject.read_text()
-    if gui_script:
-        text = text.replace(
-            "[project.scripts]\n",
-            '[project.gui-scripts]\nexample-app-gui = "example_app.cli:main"\n\n[project.scripts]\n',
-        )
-    pyproject.write_text(text.replace('targets = ["host"]\n', settings + "\n", 1))
-    return project
+def example_copy_with(folder: Path, settings: dict[str, object], *, gui_script: bool = False) -> Path:
+    gui_scripts = {"project": {"gui-scripts": {"example-app-gui": "example_app.cli:main"}}} if gui_script else None
+    return copy_example(folder, hook=settings, changes=gui_scripts)
 
 
 def pe_subsystem(exe: Path) -> int:
@@ -72,7 +63,7 @@ def pe_resource_types(exe: Path) -> set[int]:
 
 
 def test_a_gui_app_logs_its_first_run_where_self_info_says(tmp_path: Path, install_root: Path) -> None:
-    project = example_copy_with(tmp_path, 'targets = ["host"]\ngui = true')
+    project = example_copy_with(tmp_path, {"gui": True})
     build(project, "--wheel")
     exe = project / "dist" / f"example-app-1.0.0-{HOST_TRIPLE}"
 
@@ -106,17 +97,13 @@ def windows(tmp_path_factory: pytest.TempPathFactory) -> WindowsBuild:
     console script again with `gui = true`."""
     env = load_cross_env()
     folder = tmp_path_factory.mktemp("gui")
-    target_env = f'[tool.hatch.build.hooks.pyaket.target."{WINDOWS}"]\nenv = {BUILD_STD}\n'
+    windows = {"targets": [WINDOWS], "target": {WINDOWS: {"env": BUILD_STD}}}
     project = example_copy_with(
-        folder,
-        f'targets = ["{WINDOWS}"]\nscripts = ["example-app", "example-app-gui"]\nicon = "app.ico"\n\n{target_env}',
-        gui_script=True,
+        folder, {**windows, "scripts": ["example-app", "example-app-gui"], "icon": "app.ico"}, gui_script=True
     )
     make_icon(project / "app.ico")
     build(project, "--wheel", env=env)
-    forced = example_copy_with(
-        folder / "forced", f'targets = ["{WINDOWS}"]\ngui = true\nscript = "example-app"\n\n{target_env}'
-    )
+    forced = example_copy_with(folder / "forced", {**windows, "gui": True, "script": "example-app"})
     build(forced, "--wheel", env=env)
     shutil.copy2(forced / "dist" / f"example-app-1.0.0-{WINDOWS}.exe", project / "dist" / f"forced-1.0.0-{WINDOWS}.exe")
     return WindowsBuild(project / "dist", env)

@@ -15,8 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, no_cargo_path
+from tests.conftest import no_cargo_path
 from tests.e2e.helpers import HOST_TRIPLE, build, executables, find_links_env, installed_versions, manage, run
+from tests.example import copy_example, edit_pyproject
 
 pytestmark = pytest.mark.e2e
 
@@ -36,10 +37,7 @@ class Built:
 def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
     """`python -m build`: the sdist, then the wheel built from that sdist; HATCH_PYAKET_REQUIRED=1 asks for
     the executable there too (a build from an sdist skips it by default, see README)."""
-    project = tmp_path_factory.mktemp("built") / "example_project"
-    import shutil
-
-    shutil.copytree(ROOT / "example_project", project, ignore=shutil.ignore_patterns("dist"))
+    project = copy_example(tmp_path_factory.mktemp("built"))
     result = build(project, env={"HATCH_PYAKET_REQUIRED": "1"})
     dist = project / "dist"
     return Built(project, dist, dist / EXE_NAME, result.stdout + result.stderr)
@@ -186,6 +184,7 @@ def test_the_venv_ignores_the_callers_environment(built: Built, install_root: Pa
     assert not (tmp_path / "elsewhere").exists() and not (tmp_path / "not-a-venv").exists()
 
 
+@pytest.mark.network  # an isolated build environment from PyPI
 def test_hatch_build_makes_wheel_sdist_and_executable_but_leaves_the_sdist_alone(
     example_copy: Path, plugin_wheel_dir: Path, install_root: Path, tmp_path: Path
 ) -> None:
@@ -209,6 +208,7 @@ def test_hatch_build_makes_wheel_sdist_and_executable_but_leaves_the_sdist_alone
 
 
 def _edit(project: Path, old: str, new: str, path: str = "src/example_app/cli.py") -> None:
+    """A change to the app's code."""
     file = project / path
     file.write_text(file.read_text().replace(old, new, 1))
 
@@ -230,12 +230,7 @@ def test_a_rebuilt_wheel_with_the_same_version_installs_afresh(example_copy: Pat
 
 
 def test_a_failed_install_leaves_nothing_and_the_next_run_tries_again(example_copy: Path, install_root: Path) -> None:
-    _edit(
-        example_copy,
-        'dependencies = ["colorama>=0.4"]',
-        'dependencies = ["colorama>=0.4", "colorama==0.0.1"]',
-        "pyproject.toml",
-    )
+    edit_pyproject(example_copy, {"project": {"dependencies": ["colorama>=0.4", "colorama==0.0.1"]}})
     # With the default lock, the build itself refuses the unsatisfiable requirements...
     refused = build(example_copy, "--wheel", check=False)
     assert refused.returncode != 0
@@ -243,7 +238,7 @@ def test_a_failed_install_leaves_nothing_and_the_next_run_tries_again(example_co
     assert "set lock = false" in refused.stderr
     assert executables(example_copy / "dist") == []
     # ...without it, they fail at the first run, which must leave nothing behind.
-    _edit(example_copy, 'targets = ["host"]', 'targets = ["host"]\nlock = false', "pyproject.toml")
+    edit_pyproject(example_copy, hook={"lock": False})
     build(example_copy, "--wheel")
     exe = example_copy / "dist" / EXE_NAME
     for _ in range(2):
@@ -257,21 +252,21 @@ def test_a_failed_install_leaves_nothing_and_the_next_run_tries_again(example_co
         assert all(name in {".lock"} or name.endswith(".log") for name in leftovers), leftovers
 
 
-BAD_CONFIGS = [
-    ('targets = ["x86_64-unknown-linux-gun"]', "tool.hatch.build.hooks.pyaket.targets[0]: unknown target"),
-    ('script = "missing"', "tool.hatch.build.hooks.pyaket.script: 'missing' is not in [project.scripts]"),
-    ('python = "2.7"', "tool.hatch.build.hooks.pyaket.python: '2.7': CPython 2.7 is older than every Python"),
-    ("profile = 3", "tool.hatch.build.hooks.pyaket.profile: must be a string"),
-    ('colour = "blue"', "tool.hatch.build.hooks.pyaket.colour: unknown setting"),
-    ('uv-version = "latest"', "tool.hatch.build.hooks.pyaket.uv-version: 'latest' is not a release version"),
+BAD_CONFIGS: list[tuple[dict[str, object], str]] = [
+    ({"targets": ["x86_64-unknown-linux-gun"]}, "tool.hatch.build.hooks.pyaket.targets[0]: unknown target"),
+    ({"script": "missing"}, "tool.hatch.build.hooks.pyaket.script: 'missing' is not in [project.scripts]"),
+    ({"python": "2.7"}, "tool.hatch.build.hooks.pyaket.python: '2.7': CPython 2.7 is older than every Python"),
+    ({"profile": 3}, "tool.hatch.build.hooks.pyaket.profile: must be a string"),
+    ({"colour": "blue"}, "tool.hatch.build.hooks.pyaket.colour: unknown setting"),
+    ({"uv-version": "latest"}, "tool.hatch.build.hooks.pyaket.uv-version: 'latest' is not a release version"),
 ]
 
 
-@pytest.mark.parametrize(("line", "message"), BAD_CONFIGS, ids=[b[0].split()[0] for b in BAD_CONFIGS])
-def test_bad_config_fails_clearly_and_writes_nothing(example_copy: Path, line: str, message: str) -> None:
-    _edit(example_copy, 'targets = ["host"]', f'targets = ["host"]\n{line}', "pyproject.toml")
-    if line.startswith("targets"):
-        _edit(example_copy, 'targets = ["host"]\n', "", "pyproject.toml")
+@pytest.mark.parametrize(("setting", "message"), BAD_CONFIGS, ids=[next(iter(b[0])) for b in BAD_CONFIGS])
+def test_bad_config_fails_clearly_and_writes_nothing(
+    example_copy: Path, setting: dict[str, object], message: str
+) -> None:
+    edit_pyproject(example_copy, hook=setting)
     result = build(example_copy, "--wheel", check=False)
     assert result.returncode != 0
     assert message in result.stdout + result.stderr
@@ -279,6 +274,7 @@ def test_bad_config_fails_clearly_and_writes_nothing(example_copy: Path, line: s
     assert not dist.exists() or executables(dist) == []
 
 
+@pytest.mark.network  # an isolated build environment from PyPI
 def test_pip_install_of_the_sdist_needs_no_rust(built: Built, plugin_wheel_dir: Path, tmp_path: Path) -> None:
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
@@ -305,6 +301,7 @@ def test_pip_install_of_the_sdist_needs_no_rust(built: Built, plugin_wheel_dir: 
     assert app.returncode == 0 and 'args: ["hi"]' in app.stdout
 
 
+@pytest.mark.network  # an isolated build environment from PyPI
 def test_pip_install_of_the_sdist_with_cargo_compiles_nothing_and_takes_seconds(
     built: Built, plugin_wheel_dir: Path, tmp_path: Path
 ) -> None:
@@ -365,12 +362,7 @@ def test_a_release_build_without_rust_fails_clearly_or_skips_on_request(example_
 
 
 def test_uv_from_path_and_an_output_dir(example_copy: Path, install_root: Path, tmp_path: Path) -> None:
-    _edit(
-        example_copy,
-        'targets = ["host"]',
-        'targets = ["host"]\nuv = "path"\noutput-dir = "executables"',
-        "pyproject.toml",
-    )
+    edit_pyproject(example_copy, hook={"uv": "path", "output-dir": "executables"})
     build(example_copy, "--wheel")
     exe = example_copy / "executables" / EXE_NAME
     assert executables(example_copy / "dist") == [] and exe.is_file()

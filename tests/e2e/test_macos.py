@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import shutil
 import struct
 import subprocess
 import time
@@ -24,13 +23,13 @@ import pytest
 from hatch_pyaket import fetch, macho
 from hatch_pyaket.config import DEFAULT_UV_VERSION
 from hatch_pyaket.targets import parse_target
-from tests.conftest import ROOT
 from tests.e2e.crossenv import load_cross_env
 from tests.e2e.helpers import build
+from tests.example import copy_example
 
 pytestmark = [pytest.mark.e2e, pytest.mark.cross]
 
-BUILD_STD = 'RUSTC_BOOTSTRAP = "1", CARGO_UNSTABLE_BUILD_STD = "std,panic_abort"'
+BUILD_STD = {"RUSTC_BOOTSTRAP": "1", "CARGO_UNSTABLE_BUILD_STD": "std,panic_abort"}
 TARGETS = ["aarch64-apple-darwin", "x86_64-apple-darwin", "macos-universal2"]
 # What each file's slices must say: (cputype, minimum macOS).
 EXPECTED = {
@@ -53,29 +52,24 @@ class MacBuild:
         return self.dist / f"example-app-1.0.0-{target}"
 
 
-def _apple_env(env: dict[str, str]) -> tuple[str, str]:
+def _apple_env(env: dict[str, str]) -> tuple[dict[str, str], str]:
     """The per-target env table: rustup's toolchain when setup-cross.sh added the Apple std, else build-std."""
     rustc = env.get("PYAKET_CROSS_APPLE_RUSTC", "")
     if rustc:
-        return f'RUSTC = "{rustc}", RUSTUP_TOOLCHAIN = "{env.get("PYAKET_CROSS_APPLE_TOOLCHAIN", "stable")}"', rustc
+        return {"RUSTC": rustc, "RUSTUP_TOOLCHAIN": env.get("PYAKET_CROSS_APPLE_TOOLCHAIN", "stable")}, rustc
     return BUILD_STD, env.get("RUSTC", "rustc")
 
 
 @pytest.fixture(scope="module")
 def mac(tmp_path_factory: pytest.TempPathFactory) -> MacBuild:
     env = load_cross_env()
-    project = tmp_path_factory.mktemp("macos") / "example_project"
-    shutil.copytree(ROOT / "example_project", project, ignore=shutil.ignore_patterns("dist"))
     apple_env, rustc = _apple_env(env)
     tables = {
-        "aarch64-apple-darwin": f"env = {{ {apple_env} }}",
-        "x86_64-apple-darwin": f'env = {{ {apple_env} }}\nmacos-min = "12.0"',
-        "macos-universal2": f"env = {{ {apple_env} }}",
+        "aarch64-apple-darwin": {"env": apple_env},
+        "x86_64-apple-darwin": {"env": apple_env, "macos-min": "12.0"},
+        "macos-universal2": {"env": apple_env},
     }
-    extra = "".join(f'\n[tool.hatch.build.hooks.pyaket.target."{name}"]\n{body}\n' for name, body in tables.items())
-    pyproject = project / "pyproject.toml"
-    text = pyproject.read_text().replace('targets = ["host"]', f"targets = {json.dumps(TARGETS)}")
-    pyproject.write_text(text + extra)
+    project = copy_example(tmp_path_factory.mktemp("macos"), hook={"targets": TARGETS, "target": tables})
     # A deployment target in the build's environment loses to the settings and is raised per arch.
     started = time.monotonic()
     result = build(project, "--wheel", env={**env, "MACOSX_DEPLOYMENT_TARGET": "10.9"})

@@ -17,8 +17,8 @@ import pytest
 from hatch_pyaket import fetch, pipeline
 from hatch_pyaket.config import DEFAULT_UV_VERSION
 from hatch_pyaket.targets import parse_target
-from tests.conftest import ROOT
 from tests.e2e.helpers import HOST_TRIPLE, build, executables, installed_versions
+from tests.example import copy_example
 from tests.helpers_python import make_relocatable_python
 from tests.localserver import serve
 
@@ -26,14 +26,6 @@ pytestmark = pytest.mark.e2e
 
 EXE_NAME = f"example-app-1.0.0-{HOST_TRIPLE}"
 RELEASE = "20990101"
-
-
-def copy_example(destination: Path, extra: str = "") -> Path:
-    project = destination / "example_project"
-    shutil.copytree(ROOT / "example_project", project, ignore=shutil.ignore_patterns("dist"))
-    pyproject = project / "pyproject.toml"
-    pyproject.write_text(pyproject.read_text().replace('targets = ["host"]', f'targets = ["host"]\n{extra}'))
-    return project
 
 
 def staged_payload(target: str = HOST_TRIPLE) -> Path:
@@ -76,7 +68,7 @@ def offline_build(tmp_path_factory: pytest.TempPathFactory) -> OfflineBuild:
     """offline = true + a Python "downloaded" from a loopback python-build-standalone mirror."""
     work = tmp_path_factory.mktemp("offline")
     make_mirror(work / "mirror", make_relocatable_python(work / "python"))
-    project = copy_example(work, 'python = "3.11"\noffline = true\nembed-python = "download"')
+    project = copy_example(work, hook={"python": "3.11", "offline": True, "embed-python": "download"})
     with serve(work / "mirror") as url:
         build(project, "--wheel", env={"HATCH_PYAKET_PYTHON_MIRROR": url, "HATCH_PYAKET_PYTHON_RELEASE": RELEASE})
     staged = staged_payload()
@@ -137,7 +129,7 @@ def test_offline_sbom_has_the_wheels_licences_and_the_embedded_python(offline_bu
 
 def test_a_wrong_python_checksum_fails_the_build_clearly(tmp_path: Path) -> None:
     make_mirror(tmp_path / "mirror", make_relocatable_python(tmp_path / "python"), lie=True)
-    project = copy_example(tmp_path, 'python = "3.11"\nembed-python = "download"')
+    project = copy_example(tmp_path, hook={"python": "3.11", "embed-python": "download"})
     with serve(tmp_path / "mirror") as url:
         result = build(
             project,

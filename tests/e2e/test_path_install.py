@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.helpers import installed_versions, manage
-from tests.e2e.test_self_commands import build_variant
+from tests.e2e.helpers import build_variant, installed_versions, manage
 
 pytestmark = pytest.mark.e2e
 

@@ -18,6 +18,7 @@ import pytest
 
 from tests.conftest import ROOT
 from tests.e2e.helpers import build, executables
+from tests.example import copy_example
 
 pytestmark = pytest.mark.e2e
 
@@ -27,8 +28,7 @@ WORKFLOW = (ROOT / "docs" / "github-actions-release.yml").read_text()
 
 @pytest.fixture(scope="module")
 def dist(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    project = tmp_path_factory.mktemp("publish") / "example_project"
-    shutil.copytree(ROOT / "example_project", project, ignore=shutil.ignore_patterns("dist", "build"))
+    project = copy_example(tmp_path_factory.mktemp("publish"))
     # sdist, then the wheel from that sdist: a release build, so executables are asked for.
     build(project, env={"HATCH_PYAKET_REQUIRED": "1"})
     dist = project / "dist"

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.helpers import HOST_TRIPLE, build, find_links_env, installed_versions, run
+from tests.example import edit_pyproject
 
 pytestmark = [pytest.mark.e2e, pytest.mark.network]
 
@@ -96,8 +97,7 @@ def test_httpx_without_extras_warns_at_build_time_and_really_lacks_its_cli(
 
 
 def test_an_unknown_extra_stops_the_build_naming_the_known_ones(example_copy: Path) -> None:
-    pyproject = example_copy / "pyproject.toml"
-    pyproject.write_text(pyproject.read_text() + 'extras = ["cli"]\n')
+    edit_pyproject(example_copy, hook={"extras": ["cli"]})
     result = build(example_copy, "--wheel", check=False)
     assert result.returncode != 0
     assert (
@@ -112,11 +112,8 @@ def test_an_entry_point_declaring_an_extra_gets_it_installed(
 ) -> None:
     """Like black's `blackd = "blackd:patched_main [d]"`: the bracket names what the script needs. With a lock,
     the lock holds the extra's dependencies; without one, the launcher installs `name[fancy] @ file://...`."""
-    pyproject = example_copy / "pyproject.toml"
-    text = pyproject.read_text()
-    text = text.replace('example-app = "example_app.cli:main"', 'example-app = "example_app.cli:main [fancy]"')
-    text = text.replace("[project.scripts]", '[project.optional-dependencies]\nfancy = ["six"]\n\n[project.scripts]')
-    pyproject.write_text(text + ("" if lock else "lock = false\n"))
+    project = {"optional-dependencies": {"fancy": ["six"]}, "scripts": {"example-app": "example_app.cli:main [fancy]"}}
+    edit_pyproject(example_copy, {"project": project}, hook={} if lock else {"lock": False})
     result = build(example_copy, "--wheel")
     assert "the app is installed with its extras fancy" in result.stderr
     exe = example_copy / "dist" / f"example-app-1.0.0-{HOST_TRIPLE}"
@@ -133,10 +130,7 @@ def test_a_cross_target_in_build_isolation_names_the_build_requirements_not_pip(
 ) -> None:
     """`pip install hatch-pyaket[zig]` beside hatch is no use to an isolated build: the fix is the
     project's `[build-system] requires`. The plugin here is the one installed in the isolated env."""
-    pyproject = example_copy / "pyproject.toml"
-    pyproject.write_text(
-        pyproject.read_text().replace('targets = ["host"]', 'targets = ["x86_64-unknown-linux-gnu.2.17"]')
-    )
+    edit_pyproject(example_copy, hook={"targets": ["x86_64-unknown-linux-gnu.2.17"]})
     env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
     result = subprocess.run(
         [sys.executable, "-m", "build", "--wheel", str(example_copy)],
@@ -155,11 +149,11 @@ def test_a_cross_target_in_build_isolation_names_the_build_requirements_not_pip(
 
 
 def test_offline_executables_embed_the_extras_wheels(example_copy: Path, tmp_path: Path) -> None:
-    pyproject = example_copy / "pyproject.toml"
-    text = pyproject.read_text().replace(
-        "[project.scripts]", '[project.optional-dependencies]\nfancy = ["six"]\n\n[project.scripts]'
+    edit_pyproject(
+        example_copy,
+        {"project": {"optional-dependencies": {"fancy": ["six"]}}},
+        hook={"python": "3.11", "offline": True, "extras": ["fancy"]},
     )
-    pyproject.write_text(text + 'python = "3.11"\noffline = true\nextras = ["fancy"]\n')
     build(example_copy, "--wheel")
     exe = example_copy / "dist" / f"example-app-1.0.0-{HOST_TRIPLE}"
     # Every request through a dead proxy fails, and uv's cache is empty: only the embedded wheels can serve.

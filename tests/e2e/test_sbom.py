@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime
 import hashlib
 import json
-import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from hatch_pyaket import locking
 from tests.conftest import ROOT
 from tests.e2e.helpers import HOST_TRIPLE, build
 from tests.e2e.test_offline import staged_payload
+from tests.example import copy_example, edit_pyproject
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -40,12 +40,6 @@ class SbomBuild:
     payload: dict[str, object]  # the staged payload manifest
     uv_sha256: str  # of the staged uv file build.rs compressed into the executable
     output: str
-
-
-def _copy(destination: Path) -> Path:
-    project = destination / "example_project"
-    shutil.copytree(ROOT / "example_project", project, ignore=shutil.ignore_patterns("dist", "build"))
-    return project
 
 
 def _build(project: Path) -> SbomBuild:
@@ -72,8 +66,8 @@ def _build(project: Path) -> SbomBuild:
 def builds(tmp_path_factory: pytest.TempPathFactory) -> tuple[SbomBuild, SbomBuild]:
     """The example built twice, in two folders."""
     return (
-        _build(_copy(tmp_path_factory.mktemp("sbom-a"))),
-        _build(_copy(tmp_path_factory.mktemp("sbom-b"))),
+        _build(copy_example(tmp_path_factory.mktemp("sbom-a"))),
+        _build(copy_example(tmp_path_factory.mktemp("sbom-b"))),
     )
 
 
@@ -163,8 +157,7 @@ def _timeless(bom: dict[str, object]) -> dict[str, object]:
 
 def test_sbom_false_writes_none_and_removes_the_previous_one(builds: tuple[SbomBuild, SbomBuild]) -> None:
     project = builds[1].project
-    pyproject = project / "pyproject.toml"
-    pyproject.write_text(pyproject.read_text().replace('targets = ["host"]', 'targets = ["host"]\nsbom = false'))
+    edit_pyproject(project, hook={"sbom": False})
     build(project, "--wheel")
     dist = project / "dist"
     assert not (dist / SBOM_NAME).exists()

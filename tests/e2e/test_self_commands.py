@@ -8,13 +8,11 @@ import os
 import re
 import shutil
 import subprocess
-from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
-from tests.e2e.helpers import HOST_TRIPLE, build, installed_versions, manage, run
+from tests.e2e.helpers import HOST_TRIPLE, build_variant, installed_versions, manage, run
 
 pytestmark = pytest.mark.e2e
 
@@ -22,32 +20,11 @@ INSTALLING = "first run, installing into"
 VERSIONS = ("1.0.0", "1.0.1", "1.0.2")
 
 
-def build_variant(
-    folder: Path, *, version: str = "1.0.0", settings: str = "", env: Mapping[str, str] | None = None
-) -> Path:
-    """The example project at `version`, built with the plugin; its executable.
-
-    `settings` (hook settings) apply when `folder` gets its copy of the project; later calls change the version.
-    """
-    project = folder / "example_project"
-    pyproject = project / "pyproject.toml"
-    if not project.exists():
-        shutil.copytree(ROOT / "example_project", project, ignore=shutil.ignore_patterns("dist"))
-        pyproject.write_text(
-            pyproject.read_text().replace('targets = ["host"]\n', f'targets = ["host"]\n{settings}\n', 1)
-        )
-    pyproject.write_text(re.sub(r'(?m)^version = ".*"$', f'version = "{version}"', pyproject.read_text()))
-    init = project / "src" / "example_app" / "__init__.py"
-    init.write_text(re.sub(r'__version__ = ".*"', f'__version__ = "{version}"', init.read_text()))
-    build(project, "--wheel", env=env)
-    return project / "dist" / f"example-app-{version}-{HOST_TRIPLE}"
-
-
 @pytest.fixture(scope="module")
 def versions(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Executables of three successive versions with keep-versions = 2."""
     folder = tmp_path_factory.mktemp("versions")
-    return {version: build_variant(folder, version=version, settings="keep-versions = 2") for version in VERSIONS}
+    return {version: build_variant(folder, version=version, settings={"keep-versions": 2}) for version in VERSIONS}
 
 
 @pytest.fixture
@@ -222,7 +199,7 @@ def test_clean_deletes_the_other_versions(versions: dict[str, Path], install_roo
 
 @pytest.fixture(scope="module")
 def custom_self_command(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_variant(tmp_path_factory.mktemp("custom-self"), settings='self-command = "admin"')
+    return build_variant(tmp_path_factory.mktemp("custom-self"), settings={"self-command": "admin"})
 
 
 def test_a_self_command_word_when_configured(custom_self_command: Path, install_root: Path) -> None:

@@ -16,9 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.helpers import HOST_TRIPLE, manage, run
+from tests.e2e.helpers import HOST_TRIPLE, build_variant, manage, run
 from tests.e2e.test_faults_running import finish_sleeping, start_sleeping
-from tests.e2e.test_self_commands import build_variant
 
 pytestmark = pytest.mark.e2e
 
@@ -106,7 +105,7 @@ class Builds:
 @pytest.fixture(scope="module")
 def builds(tmp_path_factory: pytest.TempPathFactory, server: Server, keys: Keys) -> Builds:
     folder = tmp_path_factory.mktemp("update")
-    settings = f'[tool.hatch.build.hooks.pyaket.update]\nurl = "{server.url}"\npublic-key-file = "{keys.public}"\n'
+    settings: dict[str, object] = {"update": {"url": server.url, "public-key-file": str(keys.public)}}
     env = {"PYAKET_UPDATE_KEY": str(keys.secret)}  # the path of the key file (its text works too)
     v1 = build_variant(folder, version="1.0.0", settings=settings, env=env)
     saved = folder / "v1"

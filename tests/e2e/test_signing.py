@@ -27,6 +27,7 @@ import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -34,9 +35,9 @@ from hatch_pyaket import rcodesign, signing
 from hatch_pyaket.errors import BuildError
 from hatch_pyaket.signing_config import WindowsSigning
 from hatch_pyaket.targets import parse_target
-from tests.conftest import ROOT
 from tests.e2e.crossenv import load_cross_env
 from tests.e2e.helpers import build
+from tests.example import copy_example
 from tests.signing_support import (
     CS_RUNTIME,
     P12_PASSWORD,
@@ -51,7 +52,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.cross]
 
 MAC = "aarch64-apple-darwin"
 WIN = "x86_64-pc-windows-gnu"
-BUILD_STD = '{ RUSTC_BOOTSTRAP = "1", CARGO_UNSTABLE_BUILD_STD = "std,panic_abort" }'
+BUILD_STD = {"RUSTC_BOOTSTRAP": "1", "CARGO_UNSTABLE_BUILD_STD": "std,panic_abort"}
 IDENTIFIER = "com.example.app"
 ISSUER = "69a6de70-1c2b-47e3-e053-5b8c7c11a4d1"
 KEY_ID = "TESTKEY42X"
@@ -105,14 +106,9 @@ def real_rcodesign() -> str:
     return rcodesign.find(False, lambda line: print(line, file=sys.stderr))
 
 
-def _project(tmp: Path, signing_toml: str, targets: list[str]) -> Path:
-    project = tmp / "example_project"
-    shutil.copytree(ROOT / "example_project", project, ignore=shutil.ignore_patterns("dist"))
-    pyproject = project / "pyproject.toml"
-    per_target = "".join(f'\n[tool.hatch.build.hooks.pyaket.target."{t}"]\nenv = {BUILD_STD}\n' for t in targets)
-    text = pyproject.read_text().replace('targets = ["host"]', f"targets = {json.dumps(targets)}")
-    pyproject.write_text(text + per_target + signing_toml)
-    return project
+def _project(tmp: Path, signing: dict[str, Any], targets: list[str]) -> Path:
+    per_target = {t: {"env": BUILD_STD} for t in targets}
+    return copy_example(tmp, hook={"targets": targets, "target": per_target, "signing": signing})
 
 
 @pytest.fixture(scope="module")
@@ -134,31 +130,29 @@ def signed(tmp_path_factory: pytest.TempPathFactory, real_rcodesign: str) -> Ite
     ).stdout
     p12_base64 = base64.b64encode(certs.macos_p12.read_bytes()).decode()
     with timestamp_server(certs) as tsa:
-        project = _project(
-            tmp,
-            f"""
-[tool.hatch.build.hooks.pyaket.signing.macos]
-p12-base64-env = "TEST_MACOS_P12"
-p12-password-env = "TEST_P12_PASSWORD"
-identifier = "{IDENTIFIER}"
-team-id = "TEAM123456"
-timestamp-url = "{tsa.url}"
-
-[tool.hatch.build.hooks.pyaket.signing.macos.notarize]
-issuer-id = "{ISSUER}"
-key-id-env = "TEST_API_KEY_ID"
-private-key-env = "TEST_API_PRIVATE_KEY"
-wait-seconds = 60
-
-[tool.hatch.build.hooks.pyaket.signing.windows]
-p12-file = "{certs.windows_p12}"
-p12-password-file = "{certs.folder / "password.txt"}"
-timestamp-url = "{tsa.url}"
-description = "Example App"
-url = "https://example.com/app"
-""",
-            [MAC, WIN],
-        )
+        signing = {
+            "macos": {
+                "p12-base64-env": "TEST_MACOS_P12",
+                "p12-password-env": "TEST_P12_PASSWORD",
+                "identifier": IDENTIFIER,
+                "team-id": "TEAM123456",
+                "timestamp-url": tsa.url,
+                "notarize": {
+                    "issuer-id": ISSUER,
+                    "key-id-env": "TEST_API_KEY_ID",
+                    "private-key-env": "TEST_API_PRIVATE_KEY",
+                    "wait-seconds": 60,
+                },
+            },
+            "windows": {
+                "p12-file": str(certs.windows_p12),
+                "p12-password-file": str(certs.folder / "password.txt"),
+                "timestamp-url": tsa.url,
+                "description": "Example App",
+                "url": "https://example.com/app",
+            },
+        }
+        project = _project(tmp, signing, [MAC, WIN])
         (certs.folder / "password.txt").write_text(P12_PASSWORD + "\n")
         build_env = {
             **env,
@@ -351,20 +345,20 @@ def test_a_user_command_that_does_not_sign_is_an_error(signed: SignedBuild, tmp_
         assert before and not exe.exists(), "a file that failed signing must not stay in the output folder"
 
 
-PREFLIGHT_CASES = {
+# The signing table ("{pfx}" and "{aes}" stand for the test certificates' files), the environment, the error.
+PREFLIGHT_CASES: dict[str, tuple[dict[str, Any], dict[str, str], str]] = {
     "missing-env": (
-        '[tool.hatch.build.hooks.pyaket.signing.windows]\np12-file = "{pfx}"\np12-password-env = "TEST_NOT_SET_PW"\n',
+        {"windows": {"p12-file": "{pfx}", "p12-password-env": "TEST_NOT_SET_PW"}},
         {},
         r"signing\.windows\.p12-password-env: environment variable TEST_NOT_SET_PW is not set",
     ),
     "wrong-windows-password": (
-        '[tool.hatch.build.hooks.pyaket.signing.windows]\np12-file = "{pfx}"\np12-password-env = "TEST_PW"\n',
+        {"windows": {"p12-file": "{pfx}", "p12-password-env": "TEST_PW"}},
         {"TEST_PW": "not-the-password"},
         r"signing\.windows\.p12-file: windows\.pfx: the password is wrong",
     ),
     "aes-p12-for-rcodesign": (
-        '[tool.hatch.build.hooks.pyaket.signing.macos]\np12-file = "{aes}"\np12-password-env = "TEST_PW"\n'
-        'timestamp-url = "none"\n',
+        {"macos": {"p12-file": "{aes}", "p12-password-env": "TEST_PW", "timestamp-url": "none"}},
         {"TEST_PW": P12_PASSWORD},
         r"signing\.macos\.p12-file: .*incorrect password.*openssl pkcs12 -export -legacy",
     ),
@@ -376,8 +370,9 @@ def test_bad_credentials_fail_before_anything_is_compiled(
     case: str, signed: SignedBuild, tmp_path: Path, real_rcodesign: str
 ) -> None:
     template, extra_env, expected = PREFLIGHT_CASES[case]
-    toml = template.format(pfx=signed.certs.windows_p12, aes=signed.certs.macos_p12_aes)
-    project = _project(tmp_path, "\n" + toml, [MAC, WIN])
+    files = {"{pfx}": str(signed.certs.windows_p12), "{aes}": str(signed.certs.macos_p12_aes)}
+    signing = {os_: {k: files.get(v, v) for k, v in table.items()} for os_, table in template.items()}
+    project = _project(tmp_path, signing, [MAC, WIN])
     env = {**signed.env, "RCODESIGN": real_rcodesign, **extra_env}
     env.pop("TEST_NOT_SET_PW", None)
     started = time.monotonic()

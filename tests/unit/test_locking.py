@@ -413,6 +413,7 @@ def test_an_unpinned_lock_is_refused() -> None:
         locking.parse_lock("six==1.17.0\n")
 
 
+@pytest.mark.network
 def test_downloaded_wheels_install_offline_with_uv(tmp_path: Path, real_uv: Path) -> None:
     """The end of the chain: lock on PyPI, fetch for the host, install with --no-index --require-hashes."""
     wheel = make_wheel(tmp_path / "w", "demo", ["six", "colorama>=0.4"])
