@@ -8,6 +8,10 @@ from pathlib import Path
 
 import pytest
 
+# A target whose std rustup cannot download here is built with std from source (Debian's rust-src):
+# the hook's per-target `env` for it.
+BUILD_STD = {"RUSTC_BOOTSTRAP": "1", "CARGO_UNSTABLE_BUILD_STD": "std,panic_abort"}
+
 
 def cross_dir() -> Path:
     return Path(os.environ.get("PYAKET_CROSS_DIR") or Path.home() / ".cache" / "pyaket-cross")

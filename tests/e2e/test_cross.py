@@ -18,13 +18,12 @@ import pytest
 
 from hatch_pyaket import macho
 from hatch_pyaket.artifacts import SBOM_SUFFIX
-from tests.e2e.crossenv import load_cross_env
+from tests.e2e.crossenv import BUILD_STD, load_cross_env
 from tests.e2e.helpers import build
 from tests.example import copy_example
 
 pytestmark = [pytest.mark.e2e, pytest.mark.cross]
 
-BUILD_STD = {"RUSTC_BOOTSTRAP": "1", "CARGO_UNSTABLE_BUILD_STD": "std,panic_abort"}
 TARGETS: dict[str, dict[str, str]] = {
     "aarch64-unknown-linux-gnu.2.17": {},
     "x86_64-unknown-linux-gnu.2.17": {},

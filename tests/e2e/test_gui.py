@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.crossenv import load_cross_env
+from tests.e2e.crossenv import BUILD_STD, load_cross_env
 from tests.e2e.helpers import HOST_TRIPLE, build, installed_versions, manage, run
 from tests.example import copy_example
 from tests.unit.test_winres import make_icon
@@ -20,7 +20,6 @@ from tests.unit.test_winres import make_icon
 pytestmark = pytest.mark.e2e
 
 WINDOWS = "x86_64-pc-windows-gnu"
-BUILD_STD = {"RUSTC_BOOTSTRAP": "1", "CARGO_UNSTABLE_BUILD_STD": "std,panic_abort"}
 SUBSYSTEM_GUI = 2
 SUBSYSTEM_CONSOLE = 3
 RT_ICON, RT_GROUP_ICON, RT_VERSION = 3, 14, 16

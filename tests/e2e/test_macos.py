@@ -23,13 +23,12 @@ import pytest
 from hatch_pyaket import fetch, macho
 from hatch_pyaket.config import DEFAULT_UV_VERSION
 from hatch_pyaket.targets import parse_target
-from tests.e2e.crossenv import load_cross_env
+from tests.e2e.crossenv import BUILD_STD, load_cross_env
 from tests.e2e.helpers import build
 from tests.example import copy_example
 
 pytestmark = [pytest.mark.e2e, pytest.mark.cross]
 
-BUILD_STD = {"RUSTC_BOOTSTRAP": "1", "CARGO_UNSTABLE_BUILD_STD": "std,panic_abort"}
 TARGETS = ["aarch64-apple-darwin", "x86_64-apple-darwin", "macos-universal2"]
 # What each file's slices must say: (cputype, minimum macOS).
 EXPECTED = {

