@@ -1,6 +1,7 @@
 """One contract, two checks: the manifest payload.py writes for a tricky spec, and its two hashes, are pinned in
-rust_template/core/tests/golden-manifest.json; the launcher's unit tests (pyaket-core, integrity.rs) recompute both
-hashes from the same file. Regenerate it with PYAKET_UPDATE_GOLDEN=1 after a deliberate change of the contract."""
+rust_template/manifest/tests/golden-manifest.json; the contract crate's tests (pyaket-manifest, tests/contract.rs)
+parse the same file and recompute both hashes. Regenerate it with PYAKET_UPDATE_GOLDEN=1 after a deliberate change
+of the contract."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from pathlib import Path
 from hatch_pyaket.payload import PayloadSpec, manifest
 from tests.conftest import ROOT
 
-GOLDEN = ROOT / "rust_template" / "core" / "tests" / "golden-manifest.json"
+GOLDEN = ROOT / "rust_template" / "manifest" / "tests" / "golden-manifest.json"
 
 # Escapes that ensure_ascii must write the same way in Rust: quote, backslash, short escapes, other controls,
 # DEL, Latin-1, BMP, astral (a surrogate pair) and the largest BMP code point.
