@@ -13,6 +13,7 @@ carries all four, so a cache filled by another zstd version is never mixed into 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -227,10 +228,8 @@ def embed(
             blob = Blob(name, hashlib.sha256(content).hexdigest(), tuple(frames))
             _store(folder, blob, content)
             if cache is not None and source.share:
-                try:
+                with contextlib.suppress(OSError):
                     _link(folder, cache, name)
-                except OSError:
-                    pass
             found[source.key] = blob
     return found
 

@@ -15,14 +15,36 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hatch_pyaket import compress, fsio
+from hatch_pyaket.errors import BuildError
 from hatch_pyaket.fetch import sha256_file
 
 SCHEMA = 1
 
+# The launcher's side of this contract is the pyaket-manifest crate (rust_template/manifest); the table in
+# docs/payload-contract.md lists the fields, and tests (tests/unit/test_manifest_golden.py, the crate's
+# tests/contract.rs) fail when the three disagree.
+ENTRY_KINDS = ("script", "module", "code")
 # Fields that decide what gets installed; two launchers agreeing on them share one installed venv,
-# so several scripts of one app (which differ only in their entry) install once. `payload_hash` covers them
-# (plus lock, wheels, python_archive, python_interpreter and the files' sha256); `manifest_hash` covers all.
-_INSTALL_FIELDS = ("app", "version", "install_name", "vendor", "target", "python", "wheel", "uv", "uv_version")
+# so several scripts of one app (which differ only in their entry) install once. `payload_hash` covers them,
+# the files' sha256 and the fields of INSTALL_FIELDS_WHEN_NOT_EMPTY that are not empty; `manifest_hash` covers all.
+INSTALL_FIELDS = (
+    "app",
+    "version",
+    "install_name",
+    "vendor",
+    "target",
+    "python",
+    "wheel",
+    "uv",
+    "uv_version",
+    "lock",
+    "wheels",
+    "python_archive",
+    "python_interpreter",
+    "files",
+)
+# Absent when empty, so that payloads from before the field existed kept their install dir.
+INSTALL_FIELDS_WHEN_NOT_EMPTY = ("extras",)
 
 
 @dataclass(frozen=True)
@@ -75,6 +97,10 @@ def _files(spec: PayloadSpec) -> dict[str, tuple[Path, bool]]:
 
 
 def manifest(spec: PayloadSpec, digests: Mapping[str, str], sizes: Mapping[str, int]) -> dict[str, object]:
+    if spec.entry_kind not in ENTRY_KINDS:
+        raise BuildError(f"entry kind {spec.entry_kind!r} is not one of {', '.join(ENTRY_KINDS)} (a hatch-pyaket bug)")
+    if bool(spec.python_archive) != bool(spec.python_interpreter):
+        raise BuildError("python_interpreter must be given exactly with python_archive (a hatch-pyaket bug)")
     files = _files(spec)
     data: dict[str, object] = {
         "schema": SCHEMA,
@@ -100,12 +126,8 @@ def manifest(spec: PayloadSpec, digests: Mapping[str, str], sizes: Mapping[str, 
             key: {"sha256": digests[key], "size": sizes[key], "executable": files[key][1]} for key in sorted(files)
         },
     }
-    identity = {name: data[name] for name in _INSTALL_FIELDS}
-    for name in ("lock", "wheels", "python_archive", "python_interpreter"):
-        identity[name] = data[name]
-    if spec.extras:
-        # They decide what is installed; absent when empty so payloads without extras keep their hash.
-        identity["extras"] = data["extras"]
+    identity = {name: data[name] for name in INSTALL_FIELDS if name != "files"}
+    identity.update({name: data[name] for name in INSTALL_FIELDS_WHEN_NOT_EMPTY if data[name]})
     identity["files"] = {key: digests[key] for key in sorted(files)}
     data["payload_hash"] = hashlib.sha256(_canonical(identity)).hexdigest()
     # Every field and file, payload_hash included: the launcher recomputes it from what it embeds, so
