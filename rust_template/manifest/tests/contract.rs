@@ -120,13 +120,22 @@ fn the_parser_refuses_what_the_contract_forbids() {
         json::parse(&GOLDEN.replacen(from, to, 1)).unwrap_err()
     };
     assert!(edit("\"schema\": 1", "\"schema\": 2").contains("unsupported manifest schema 2"));
-    assert!(edit("\"gui\": true", "\"gui\": true, \"new_field\": 1").contains("unknown manifest key `new_field`"));
-    assert!(edit("\"kind\": \"code\"", "\"kind\": \"binary\"").contains("unknown entry kind \"binary\" (script, module, code)"));
-    assert!(edit("\"python_interpreter\": \"python/bin/python3\"", "\"python_interpreter\": null")
-        .contains("`python_archive` needs a `python_interpreter`"));
-    assert!(edit("\"python_interpreter\": \"python/bin/python3\"", "\"python_interpreter\": \"../python3\"")
-        .contains("`python_interpreter`"));
-    assert!(edit("\"vendor\": \"acme\"", "\"vendor\": \"ac/me\"").contains("`vendor` \"ac/me\" cannot be used as a directory name"));
+    assert!(edit("\"gui\": true", "\"gui\": true, \"new_field\": 1")
+        .contains("unknown manifest key `new_field`"));
+    assert!(edit("\"kind\": \"code\"", "\"kind\": \"binary\"")
+        .contains("unknown entry kind \"binary\" (script, module, code)"));
+    assert!(edit(
+        "\"python_interpreter\": \"python/bin/python3\"",
+        "\"python_interpreter\": null"
+    )
+    .contains("`python_archive` needs a `python_interpreter`"));
+    assert!(edit(
+        "\"python_interpreter\": \"python/bin/python3\"",
+        "\"python_interpreter\": \"../python3\""
+    )
+    .contains("`python_interpreter`"));
+    assert!(edit("\"vendor\": \"acme\"", "\"vendor\": \"ac/me\"")
+        .contains("`vendor` \"ac/me\" cannot be used as a directory name"));
     // A value changed by hand: the hashes no longer match.
     assert!(edit("\"keep_versions\": 3", "\"keep_versions\": 4").contains("`manifest_hash` is"));
     assert!(edit("\"wheel\": \"cafe_app", "\"wheel\": \"other").contains("which is not in `files`"));
@@ -138,7 +147,10 @@ fn generated_code_names_every_field() {
     let code = m.to_rust("k", &[]);
     for (name, _, _) in m.fields() {
         if !matches!(name, "schema") {
-            assert!(code.contains(&format!("{name}: ")), "to_rust() leaves out `{name}`");
+            assert!(
+                code.contains(&format!("{name}: ")),
+                "to_rust() leaves out `{name}`"
+            );
         }
     }
 }
