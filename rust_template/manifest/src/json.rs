@@ -1,10 +1,10 @@
 //! manifest.json and frames.json as the plugin writes them, parsed for
 //! payload/build.rs, and the launcher's static generated from them. Only the
-//! build script uses this: the launcher carries no JSON parser.
+//! build script calls this: nothing of it is linked into the launcher.
 
 use std::collections::BTreeMap;
 
-use serde_json::{Map, Value};
+use crate::parse::Value;
 
 use crate::{check_rel_path, Entry, EntryKind, FileMeta, Manifest, SCHEMA};
 
@@ -19,7 +19,7 @@ fn leak_slice<T>(v: Vec<T>) -> &'static [T] {
 }
 
 struct Obj<'v> {
-    map: &'v Map<String, Value>,
+    map: &'v BTreeMap<String, Value>,
     /// Where the object is, for messages ("" = the top level).
     at: &'static str,
 }
@@ -45,14 +45,14 @@ impl<'v> Obj<'v> {
     }
     fn str(&self, key: &str) -> Result<&'static str, String> {
         match self.get(key)? {
-            Value::String(s) => Ok(leak(s)),
+            Value::Str(s) => Ok(leak(s)),
             _ => Err(format!("`{}` must be a string", self.name(key))),
         }
     }
     fn opt_str(&self, key: &str) -> Result<Option<&'static str>, String> {
         match self.map.get(key) {
             None | Some(Value::Null) => Ok(None),
-            Some(Value::String(s)) => Ok(Some(leak(s))),
+            Some(Value::Str(s)) => Ok(Some(leak(s))),
             Some(_) => Err(format!("`{}` must be a string or null", self.name(key))),
         }
     }
@@ -93,7 +93,7 @@ impl<'v> Obj<'v> {
 /// Parses manifest.json and runs the contract's checks on it
 /// ([`Manifest::check`], both hashes included).
 pub fn parse(text: &str) -> Result<Manifest<'static>, String> {
-    let value: Value = serde_json::from_str(text).map_err(|e| format!("not valid JSON: {e}"))?;
+    let value = crate::parse::parse(text)?;
     let m = Obj::new(&value, "")?;
     let schema = m.u64("schema")?;
     if schema != SCHEMA {
@@ -103,7 +103,7 @@ pub fn parse(text: &str) -> Result<Manifest<'static>, String> {
     }
     let files_value = Obj::new(m.get("files")?, "files")?;
     let mut files = Vec::with_capacity(files_value.map.len());
-    // serde_json's Map is a BTreeMap (no preserve_order): names come sorted.
+    // A BTreeMap: names come sorted, as payload.py sorts them.
     for (name, meta) in files_value.map {
         let meta = Obj::new(meta, "files[..]")?;
         meta.only(&["sha256", "size", "executable"])?;
@@ -189,7 +189,7 @@ fn sha256_field(obj: &Obj, key: &str) -> Result<String, String> {
 
 /// Parses frames.json: the frame table of each file, by file name.
 pub fn parse_frames(text: &str) -> Result<BTreeMap<String, FrameTable>, String> {
-    let value: Value = serde_json::from_str(text).map_err(|e| format!("not valid JSON: {e}"))?;
+    let value = crate::parse::parse(text)?;
     let top = Obj::new(&value, "")?;
     let schema = top.u64("schema")?;
     if schema != SCHEMA {

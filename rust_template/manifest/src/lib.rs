@@ -1,7 +1,7 @@
 //! The payload contract between the plugin and the launcher, owned here.
 //!
 //! hatch_pyaket/payload.py writes `manifest.json`; payload/build.rs parses it
-//! with this crate (feature `json`), checks it and generates the launcher's
+//! with this crate ([`json`]), checks it and generates the launcher's
 //! static [`Manifest`]; pyaket-core runs with that static and recomputes its
 //! two hashes with this crate. docs/payload-contract.md describes the fields
 //! in a table. `tests/contract.rs` fails when the three disagree: the golden
@@ -13,8 +13,8 @@
 
 use sha2::{Digest, Sha256};
 
-#[cfg(feature = "json")]
 pub mod json;
+pub mod parse;
 
 /// The only manifest schema this launcher reads; part of `manifest_hash`.
 pub const SCHEMA: u64 = 1;
