@@ -178,7 +178,7 @@ def test_locked_install_refuses_a_tampered_wheel(tmp_path: Path) -> None:
     project = copy_example(tmp_path)
     with serve(tmp_path / "index") as url:
         build(project, "--wheel", env={"HATCH_PYAKET_INDEX_URL": f"{url}/simple"})
-        lock = (staged_payload() / "requirements.txt").read_text()
+        lock = payload.staged_file(staged_payload(), "requirements.txt").decode()
         assert "colorama==0.4.6" in lock and hashlib.sha256(wheel.read_bytes()).hexdigest() in lock
         exe = project / "dist" / EXE_NAME
         served = tmp_path / "index" / "files" / wheel.name
