@@ -8,8 +8,8 @@ Builds only (benchmarks/run.py measures the runs too). For `example_project/` of
 - hatch-pyaket cold: a fresh CARGO_TARGET_DIR and the plugin's blob cache emptied; kept: its downloads (uv),
   cargo's registry, the uv cache (a first, unmeasured build fills them);
 - hatch-pyaket warm: the same project again after a one-line change;
-- PyInstaller --onefile cold: the wheel built, a fresh venv with PyInstaller and the wheel (from uv's cache),
-  fresh work and config dirs, `--clean`.
+- PyInstaller --onefile cold: the wheel built, a fresh venv with PyInstaller and the wheel (from uv's cache,
+  filled by a first, unmeasured build), fresh work and config dirs, `--clean`.
 Tools take turns in each round, so a machine that gets busier weighs on all of them. CPU time is the user +
 system time of the whole process tree (less sensitive than wall time to other load on the machine).
 """
@@ -138,6 +138,7 @@ def main() -> int:
     checkouts = [Checkout(root, args.work) for root in args.checkout or [ROOT]]
     for checkout in checkouts:
         checkout.prepare()
+    pyinstaller_cold(checkouts[0].root, args.work, uv)  # fills uv's cache with PyInstaller: not measured
     results: dict[str, list[tuple[float, float]]] = {}
     for n in range(args.rounds):
         for i, checkout in enumerate(checkouts):
