@@ -56,7 +56,7 @@ def timed(cmd: list[str], log: Path, env: dict[str, str], cwd: Path | None = Non
 class Checkout:
     def __init__(self, root: Path, work: Path) -> None:
         self.root = root.resolve()
-        self.work = work / f"hatch-pyaket-{len(list(work.glob('hatch-pyaket-*')))}"
+        self.work = work
         self.project = self.work / "example_project"
         self.cache = self.work / "cache"
         self.target = self.work / "target"
@@ -135,7 +135,7 @@ def main() -> int:
         raise SystemExit("uv must be on PATH (it makes PyInstaller's venv)")
     shutil.rmtree(args.work, ignore_errors=True)
     args.work.mkdir(parents=True)
-    checkouts = [Checkout(root, args.work) for root in args.checkout or [ROOT]]
+    checkouts = [Checkout(root, args.work / f"hatch-pyaket-{i}") for i, root in enumerate(args.checkout or [ROOT])]
     for checkout in checkouts:
         checkout.prepare()
     pyinstaller_cold(checkouts[0].root, args.work, uv)  # fills uv's cache with PyInstaller: not measured
