@@ -198,6 +198,10 @@ def embed(
             blob = _read_valid(folder, name, hashes, sizes)
         if blob is not None:
             found[source.key] = blob
+            if cache is not None and source.share and not (cache / (name + RECORD_SUFFIX)).is_file():
+                # Staged by an earlier build, since gone from the cache: shared again for fresh target dirs.
+                with contextlib.suppress(OSError):
+                    _link(folder, cache, name)
         else:
             todo.append((source, name, cut, hashes))
     jobs = [part for _, _, cut, _ in todo for part in cut]

@@ -3,6 +3,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -65,6 +66,10 @@ def test_shared_blobs_come_from_the_cache_and_only_uv_is_shared(tmp_path: Path) 
     (cache / cached[0]).write_bytes(b"garbage")
     stage(spec(tmp_path), tmp_path / "b", blob_cache=cache, zstd_level=3)
     assert staged_file(tmp_path / "b", "uv") == b"uv binary"
+    # An emptied cache is filled again from what a target dir has staged.
+    shutil.rmtree(cache)
+    stage(spec(tmp_path), tmp_path / "b", blob_cache=cache, zstd_level=3)
+    assert sorted(p.name for p in cache.iterdir()) == cached
 
 
 def test_frames_are_an_even_number_of_equal_parts_and_deterministic(tmp_path: Path) -> None:
