@@ -168,11 +168,12 @@ def payload_sizes(target_dir: Path) -> dict[str, int]:
 
 
 def payload_blobs(target_dir: Path) -> dict[str, int]:
-    """sha256 -> compressed size of the blobs the last build embedded (build.rs keeps only those)."""
-    dirs = sorted(target_dir.glob("**/build/pyaket-payload-*/out/blobs"), key=lambda d: d.stat().st_mtime)
-    if not dirs:
+    """sha256 -> compressed size of the blobs the last build embedded (the staged payload's frames.json)."""
+    tables = sorted(target_dir.glob("pyaket-payload/*/frames.json"), key=lambda f: f.stat().st_mtime)
+    if not tables:
         return {}
-    return {blob.name.split("-")[0]: blob.stat().st_size for blob in dirs[-1].glob("*.zst")}
+    files = json.loads(tables[-1].read_text())["files"]
+    return {Path(t["blob"]).name.split("-")[0]: (tables[-1].parent / t["blob"]).stat().st_size for t in files.values()}
 
 
 CAPTURE_ARGV = """\

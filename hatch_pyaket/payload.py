@@ -1,26 +1,50 @@
-"""Assembling what one launcher embeds: the wheel, uv, and a manifest, byte-stable.
+"""Assembling what one launcher embeds: the manifest and the files' zstd frames, byte-stable.
 
-The launcher crate's build.rs reads this folder (see docs/payload-contract.md). Files are written
-only when their content changes, so cargo sees an unchanged payload as unchanged and does not rebuild.
+The launcher crate's build.rs reads this folder (see docs/payload-contract.md): `manifest.json` (the
+contract: what the launcher knows about the app), `frames.json` (where each file's frames are) and
+`blobs/` (compress.py). Files are written only when their content changes, so cargo sees an unchanged
+payload as unchanged and does not rebuild.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from hatch_pyaket import fsio
+from hatch_pyaket import compress, fsio
+from hatch_pyaket.errors import BuildError
 from hatch_pyaket.fetch import sha256_file
 
 SCHEMA = 1
 
+# The launcher's side of this contract is the pyaket-manifest crate (rust_template/manifest); the table in
+# docs/payload-contract.md lists the fields, and tests (tests/unit/test_manifest_golden.py, the crate's
+# tests/contract.rs) fail when the three disagree.
+ENTRY_KINDS = ("script", "module", "code")
 # Fields that decide what gets installed; two launchers agreeing on them share one installed venv,
-# so several scripts of one app (which differ only in their entry) install once. `payload_hash` covers them
-# (plus lock, wheels, python_archive, python_interpreter and the files' sha256); `manifest_hash` covers all.
-_INSTALL_FIELDS = ("app", "version", "install_name", "vendor", "target", "python", "wheel", "uv", "uv_version")
+# so several scripts of one app (which differ only in their entry) install once. `payload_hash` covers them,
+# the files' sha256 and the fields of INSTALL_FIELDS_WHEN_NOT_EMPTY that are not empty; `manifest_hash` covers all.
+INSTALL_FIELDS = (
+    "app",
+    "version",
+    "install_name",
+    "vendor",
+    "target",
+    "python",
+    "wheel",
+    "uv",
+    "uv_version",
+    "lock",
+    "wheels",
+    "python_archive",
+    "python_interpreter",
+    "files",
+)
+# Absent when empty, so that payloads from before the field existed kept their install dir.
+INSTALL_FIELDS_WHEN_NOT_EMPTY = ("extras",)
 
 
 @dataclass(frozen=True)
@@ -78,6 +102,10 @@ def _files(spec: PayloadSpec) -> dict[str, tuple[Path, bool]]:
 
 
 def manifest(spec: PayloadSpec, digests: Mapping[str, str], sizes: Mapping[str, int]) -> dict[str, object]:
+    if spec.entry_kind not in ENTRY_KINDS:
+        raise BuildError(f"entry kind {spec.entry_kind!r} is not one of {', '.join(ENTRY_KINDS)} (a hatch-pyaket bug)")
+    if bool(spec.python_archive) != bool(spec.python_interpreter):
+        raise BuildError("python_interpreter must be given exactly with python_archive (a hatch-pyaket bug)")
     files = _files(spec)
     data: dict[str, object] = {
         "schema": SCHEMA,
@@ -108,12 +136,8 @@ def manifest(spec: PayloadSpec, digests: Mapping[str, str], sizes: Mapping[str, 
             key: {"sha256": digests[key], "size": sizes[key], "executable": files[key][1]} for key in sorted(files)
         },
     }
-    identity = {name: data[name] for name in _INSTALL_FIELDS}
-    for name in ("lock", "wheels", "python_archive", "python_interpreter"):
-        identity[name] = data[name]
-    if spec.extras:
-        # They decide what is installed; absent when empty so payloads without extras keep their hash.
-        identity["extras"] = data["extras"]
+    identity = {name: data[name] for name in INSTALL_FIELDS if name != "files"}
+    identity.update({name: data[name] for name in INSTALL_FIELDS_WHEN_NOT_EMPTY if data[name]})
     identity["files"] = {key: digests[key] for key in sorted(files)}
     data["payload_hash"] = hashlib.sha256(_canonical(identity)).hexdigest()
     # Every field and file, payload_hash included: the launcher recomputes it from what it embeds, so
@@ -126,28 +150,45 @@ def _canonical(data: object) -> bytes:
     return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
 
 
-def _write_if_changed(path: Path, content: bytes) -> None:
-    fsio.write_if_changed(path, content)
+FRAMES = "frames.json"
+BLOBS = "blobs"
 
 
-def _copy_if_changed(source: Path, destination: Path, digest: str) -> None:
-    same_size = destination.is_file() and destination.stat().st_size == source.stat().st_size
-    if same_size and sha256_file(destination) == digest:
-        return
-    fsio.copy_atomic(source, destination)
+def _sources(spec: PayloadSpec) -> list[compress.Source]:
+    # The app's wheel and lock change with every build: caching their blobs would only fill the cache.
+    per_build = {spec.wheel.name, spec.lock_key}
+    return [compress.Source(key, path, share=key not in per_build) for key, (path, _) in sorted(_files(spec).items())]
 
 
-def stage(spec: PayloadSpec, folder: Path) -> dict[str, object]:
-    """Write the payload folder for `spec`; return its manifest."""
+def stage(
+    spec: PayloadSpec,
+    folder: Path,
+    *,
+    blob_cache: Path | None = None,
+    zstd_level: int | None = None,
+    report: Callable[[str], None] | None = None,
+) -> dict[str, object]:
+    """Write the payload folder for `spec`; return its manifest.
+
+    `blob_cache`: where the blobs of files that outlive one build are shared; `zstd_level`: default from
+    PYAKET_ZSTD_LEVEL (compress.level).
+    """
     files = _files(spec)
     digests = {key: sha256_file(source) for key, (source, _) in files.items()}
     sizes = {key: source.stat().st_size for key, (source, _) in files.items()}
     data = manifest(spec, digests, sizes)
     folder.mkdir(parents=True, exist_ok=True)
-    for key, (source, _) in files.items():
-        _copy_if_changed(source, folder / key, digests[key])
-    _write_if_changed(folder / "manifest.json", json.dumps(data, indent=2, sort_keys=True).encode() + b"\n")
-    keep = set(files) | {"manifest.json"}
+    level = compress.level() if zstd_level is None else zstd_level
+    blobs = compress.embed(_sources(spec), folder / BLOBS, zstd_level=level, cache=blob_cache, report=report)
+    frames = {
+        "schema": SCHEMA,
+        "files": {key: {**blob.record(), "blob": f"{BLOBS}/{blob.name}"} for key, blob in sorted(blobs.items())},
+    }
+    fsio.write_if_changed(folder / FRAMES, json.dumps(frames, indent=1, sort_keys=True).encode() + b"\n")
+    fsio.write_if_changed(folder / "manifest.json", json.dumps(data, indent=2, sort_keys=True).encode() + b"\n")
+    keep = {"manifest.json", FRAMES}
+    for blob in blobs.values():
+        keep |= {f"{BLOBS}/{blob.name}", f"{BLOBS}/{blob.name}{compress.RECORD_SUFFIX}"}
     for path in sorted(folder.rglob("*"), reverse=True):
         relative = path.relative_to(folder).as_posix()
         if path.is_file() and relative not in keep:
@@ -155,3 +196,10 @@ def stage(spec: PayloadSpec, folder: Path) -> dict[str, object]:
         elif path.is_dir() and not any(path.iterdir()):
             path.rmdir()
     return data
+
+
+def staged_file(folder: Path, key: str) -> bytes:
+    """The content of the file `key` that a payload folder embeds, decompressed (tests, inspection)."""
+    record = json.loads((folder / FRAMES).read_text())["files"][key]
+    blob = compress.Blob.from_record({**record, "blob": Path(record["blob"]).name})
+    return compress.decompress(folder / BLOBS, blob)

@@ -285,15 +285,14 @@ def build_target(
             ):
                 staging = ctx.cargo_target_dir / "pyaket-payload" / part.target.name
                 spec = _payload_spec(config, app, part.target, entry, wheel, part.uv, part.deps, target)
-                staged = payload.stage(spec, staging)
+                # uv's frames (and a Python's, dependency wheels') are compressed once per machine: ~20 s of CPU each.
+                staged = payload.stage(spec, staging, blob_cache=ctx.cache / "blobs", report=ctx.report)
                 staged_parts.append(staged)
                 hashes.append(str(staged["payload_hash"]))
                 env = {
                     **part.tool_env,
                     "PYAKET_PAYLOAD_DIR": str(staging),
                     "PYAKET_GUI": "1" if entry.gui else "0",
-                    # Compressed uv (and Python, wheels) shared across target dirs: ~30 s of CPU each.
-                    "PYAKET_BLOB_CACHE": str(fetch.cache_dir() / "blobs"),
                     **resources,
                 }
                 label = part.target.name if part.target is target else f"{target.name} ({part.target.name} slice)"

@@ -26,7 +26,7 @@ _UNIT_RE = re.compile(r"^\s*(Compiling|Downloading|Downloaded|Updating|Locking|C
 # Units known to run long without a line, and why (shown in heartbeats).
 _SLOW_UNITS = {
     "zstd-sys": "compiling the zstd C library, once per cargo target dir",
-    "pyaket-payload": "compressing the payload with zstd; uv alone is ~30 s of CPU the first time per uv version",
+    "pyaket-payload": "checking the payload's manifest and frames (the plugin compressed them)",
     "pyaket-launcher": "optimizing and linking the executable with its payload",
 }
 

@@ -22,8 +22,9 @@ step "launcher crate: cargo fmt --check, clippy -D warnings, cargo test"
   cargo fmt --all --check
   # pyaket-core is the launcher's code; the payload crate's build script needs a staged payload and is
   # built (and its manifest checks run) by every end-to-end build.
-  cargo clippy --locked -p pyaket-core --all-targets -- -D warnings
-  cargo test --locked -p pyaket-core
+  cargo clippy --locked -p pyaket-core -p pyaket-manifest --all-targets -- -D warnings
+  # pyaket-manifest's tests/contract.rs: the golden manifest, the reader and docs/payload-contract.md agree.
+  cargo test --locked -p pyaket-core -p pyaket-manifest
   # Self-update (http.rs, update.rs) is compiled only with this feature, which the plugin turns on per project.
   cargo clippy --locked -p pyaket-core --features update --all-targets -- -D warnings
   cargo test --locked -p pyaket-core --features update

@@ -184,24 +184,13 @@ def payload_dir(exe: Path) -> Path:
     return folder
 
 
-def frame_parts(data: bytes, frame_bytes: int = 8 << 20) -> list[bytes]:
-    """The content of each zstd frame, as build.rs cuts a file (equal parts of at most 8 MiB)."""
-    n = max(1, -(-len(data) // frame_bytes))
-    sizes = [len(data) // n + (1 if i < len(data) % n else 0) for i in range(n)]
-    parts, start = [], 0
-    for size in sizes:
-        parts.append(data[start : start + size])
-        start += size
-    return parts
+def frame_table(staged: Path, key: str) -> dict[str, object]:
+    """How the plugin embedded file `key` (frames.json: its blob and frames)."""
+    return json.loads((staged / "frames.json").read_text())["files"][key]  # type: ignore[no-any-return]
 
 
-def compressed_wheel(manifest: dict[str, object]) -> bytes:
-    sha = manifest["files"][manifest["wheel"]]["sha256"]  # type: ignore[index]
-    blobs = sorted(
-        target_dir(os.environ, cache_dir()).glob(f"{HOST_TRIPLE}/release/build/pyaket-payload-*/out/blobs/{sha}-*")
-    )
-    assert blobs, f"no compressed blob of the wheel ({sha}) in the target dir"
-    return blobs[0].read_bytes()
+def compressed_wheel(staged: Path, manifest: dict[str, object]) -> bytes:
+    return (staged / str(frame_table(staged, str(manifest["wheel"]))["blob"])).read_bytes()
 
 
 def flipped(exe: Path, copy: Path, needle: bytes, at: int, *, text: bool) -> Path:
@@ -219,9 +208,8 @@ def flipped(exe: Path, copy: Path, needle: bytes, at: int, *, text: bool) -> Pat
 def tampered_cases(exe: Path) -> dict[str, tuple[bytes, int, str]]:
     staged = payload_dir(exe)
     manifest = json.loads((staged / "manifest.json").read_text())
-    uv = (staged / manifest["uv"]).read_bytes()
-    frame0 = hashlib.sha256(frame_parts(uv)[0]).hexdigest().encode()
-    blob = compressed_wheel(manifest)
+    frame0 = frame_table(staged, manifest["uv"])["frames"][0]["sha256"].encode()  # type: ignore[index]
+    blob = compressed_wheel(staged, manifest)
     return {
         # name: (bytes to find, offset of the byte to flip, what `self check` must name)
         "entry": (ENTRY.encode(), len(ENTRY) - 1, "FAIL  manifest: the embedded manifest does not match"),

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from hatch_pyaket import fetch, pipeline
+from hatch_pyaket import fetch, payload, pipeline
 from hatch_pyaket.config import DEFAULT_UV_VERSION
 from hatch_pyaket.targets import parse_target
 from tests.e2e.helpers import HOST_TRIPLE, build, executables, installed_versions
@@ -75,7 +75,7 @@ def offline_build(tmp_path_factory: pytest.TempPathFactory) -> OfflineBuild:
     manifest = json.loads((staged / "manifest.json").read_text())
     return OfflineBuild(
         exe=project / "dist" / EXE_NAME,
-        lock=(staged / "requirements.txt").read_text(),
+        lock=payload.staged_file(staged, "requirements.txt").decode(),
         wheels=[Path(key).name for key in manifest["wheels"]],
         payload=manifest,
     )
@@ -170,7 +170,7 @@ def test_locked_install_refuses_a_tampered_wheel(tmp_path: Path) -> None:
     project = copy_example(tmp_path)
     with serve(tmp_path / "index") as url:
         build(project, "--wheel", env={"HATCH_PYAKET_INDEX_URL": f"{url}/simple"})
-        lock = (staged_payload() / "requirements.txt").read_text()
+        lock = payload.staged_file(staged_payload(), "requirements.txt").decode()
         assert "colorama==0.4.6" in lock and hashlib.sha256(wheel.read_bytes()).hexdigest() in lock
         exe = project / "dist" / EXE_NAME
         served = tmp_path / "index" / "files" / wheel.name
@@ -197,4 +197,7 @@ def test_builds_are_reproducible_across_directories_and_time(tmp_path: Path) -> 
         project = copy_example(tmp_path / name)
         build(project, "--wheel")
         digests.append(hashlib.sha256((project / "dist" / EXE_NAME).read_bytes()).hexdigest())
+        # The second build compresses every file again (no staged or cached blob): the same bytes come out.
+        shutil.rmtree(staged_payload() / "blobs")
+        shutil.rmtree(fetch.cache_dir() / "blobs", ignore_errors=True)
     assert digests[0] == digests[1]

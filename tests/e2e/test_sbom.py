@@ -14,6 +14,7 @@ import pytest
 from packageurl import PackageURL
 
 from hatch_pyaket import locking
+from hatch_pyaket.payload import staged_file
 from tests.conftest import ROOT
 from tests.e2e.helpers import HOST_TRIPLE, build
 from tests.e2e.test_offline import staged_payload
@@ -55,9 +56,9 @@ def _build(project: Path) -> SbomBuild:
         dist,
         json.loads(text),
         text,
-        (staged / "requirements.txt").read_text(),
+        staged_file(staged, "requirements.txt").decode(),
         payload,
-        hashlib.sha256((staged / str(payload["uv"])).read_bytes()).hexdigest(),
+        hashlib.sha256(staged_file(staged, str(payload["uv"]))).hexdigest(),
         result.stdout + result.stderr,
     )
 

@@ -1,6 +1,7 @@
 """One contract, two checks: the manifest payload.py writes for a tricky spec, and its two hashes, are pinned in
-rust_template/core/tests/golden-manifest.json; the launcher's unit tests (pyaket-core, integrity.rs) recompute both
-hashes from the same file. Regenerate it with PYAKET_UPDATE_GOLDEN=1 after a deliberate change of the contract."""
+rust_template/manifest/tests/golden-manifest.json; the contract crate's tests (pyaket-manifest, tests/contract.rs)
+parse the same file and recompute both hashes. Regenerate it with PYAKET_UPDATE_GOLDEN=1 after a deliberate change
+of the contract."""
 
 from __future__ import annotations
 
@@ -9,10 +10,10 @@ import json
 import os
 from pathlib import Path
 
-from hatch_pyaket.payload import PayloadSpec, manifest
+from hatch_pyaket.payload import ENTRY_KINDS, INSTALL_FIELDS, INSTALL_FIELDS_WHEN_NOT_EMPTY, PayloadSpec, manifest
 from tests.conftest import ROOT
 
-GOLDEN = ROOT / "rust_template" / "core" / "tests" / "golden-manifest.json"
+GOLDEN = ROOT / "rust_template" / "manifest" / "tests" / "golden-manifest.json"
 
 # Escapes that ensure_ascii must write the same way in Rust: quote, backslash, short escapes, other controls,
 # DEL, Latin-1, BMP, astral (a surrogate pair) and the largest BMP code point.
@@ -80,3 +81,29 @@ def test_manifest_hash_covers_every_field_and_payload_hash_only_the_install_iden
     )
     assert changed_entry["payload_hash"] == data["payload_hash"]
     assert changed_entry["manifest_hash"] != data["manifest_hash"]
+
+
+DOC = ROOT / "docs" / "payload-contract.md"
+
+
+def doc_table() -> dict[str, str]:
+    """The field table of docs/payload-contract.md: field -> its "in payload_hash" cell (the Rust contract test,
+    rust_template/manifest/tests/contract.rs, reads the same table)."""
+    table = DOC.read_text().split("<!-- manifest-fields")[1].split("<!-- /manifest-fields -->")[0]
+    rows = [
+        [cell.strip() for cell in line.strip("|").split("|")] for line in table.splitlines() if line.startswith("| `")
+    ]
+    return {cells[0].strip("`"): cells[1] for cells in rows}
+
+
+def test_the_doc_table_lists_the_fields_payload_py_writes_and_what_payload_hash_covers() -> None:
+    data = manifest(golden_spec(), *golden_files())
+    table = doc_table()
+    assert sorted(table) == sorted(data), "docs/payload-contract.md's field table and payload.py's manifest() differ"
+    assert {name for name, cell in table.items() if cell.startswith("yes")} == set(INSTALL_FIELDS)
+    assert {name for name, cell in table.items() if cell == "when not empty"} == set(INSTALL_FIELDS_WHEN_NOT_EMPTY)
+
+
+def test_the_doc_names_the_entry_kinds_payload_py_writes() -> None:
+    (line,) = [line for line in DOC.read_text().splitlines() if line.startswith("`entry.kind` is one of:")]
+    assert tuple(line.split(":", 1)[1].split("`")[1::2]) == ENTRY_KINDS

@@ -180,15 +180,16 @@ def test_the_real_cargo_lock_gives_every_registry_crate_a_checksum() -> None:
 
 
 def test_without_cargo_metadata_the_lock_graph_is_a_superset() -> None:
-    """Cargo.lock does not mark build dependencies: the fallback lists zstd (payload's build.rs) too."""
+    """Cargo.lock does not mark build dependencies: the fallback lists cc (zstd-sys's build script) too."""
     crates = sbom.lock_crates((ROOT / "rust_template" / "Cargo.lock").read_text())
     names = {name for name, _ in crates}
     assert {key[0] for key, crate in crates.items() if crate.workspace} == {
         "pyaket-launcher",
         "pyaket-core",
         "pyaket-payload",
+        "pyaket-manifest",
     }
-    assert {"pyaket-launcher", "pyaket-core", "pyaket-payload", "anyhow", "zstd-safe", "zstd"} <= names
+    assert {"pyaket-launcher", "pyaket-core", "pyaket-payload", "anyhow", "zstd-safe", "cc"} <= names
 
 
 def test_crate_licences_and_purls_are_spelt_as_the_specs_say() -> None:

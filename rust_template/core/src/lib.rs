@@ -32,7 +32,11 @@ mod versions;
 use std::ffi::OsString;
 use std::io::Write;
 
-pub use payload::{Entry, EntryKind, Frame, Payload, PayloadFile, UpdateSource};
+pub use payload::{Frame, Payload, PayloadFile};
+/// The payload contract (manifest fields, hashes), re-exported for the code
+/// payload/build.rs generates.
+pub use pyaket_manifest as manifest;
+pub use pyaket_manifest::{Entry, EntryKind, UpdateSource};
 
 /// Entry point of the launcher binary; never returns.
 ///

@@ -1,46 +1,38 @@
-//! The embedded payload: manifest fields as static data, files as zstd frames.
+//! The embedded payload: the manifest as static data, files as zstd frames.
 
 use std::fs::{self, File};
 use std::io;
+use std::ops::Deref;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
+use pyaket_manifest::{FileMeta, Manifest};
 use sha2::{Digest, Sha256};
 
-/// How the app is started, from the project's entry point.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EntryKind {
-    /// `pkg.module:attr.path`, like a console script.
-    Script,
-    /// A module run like `python -m`.
-    Module,
-    /// Python source code.
-    Code,
-}
-
-#[derive(Debug)]
-pub struct Entry {
-    pub kind: EntryKind,
-    pub value: &'static str,
-    /// The executable's base name: the script's name, or the project's
-    /// (its release file is `<name>-<version>-<target>[.exe]`); empty if unknown.
-    pub name: &'static str,
-}
-
-/// One embedded file: its content cut into equal parts, each compressed as
-/// its own zstd frame so that the parts decompress in parallel (uv is ~37 MB;
-/// one frame would keep a first run waiting on one core).
+/// One embedded file: the manifest's description of it ([`FileMeta`]: name,
+/// sha256, size, executable bit, read through `Deref`) and its content cut
+/// into equal parts, each compressed as its own zstd frame so that the parts
+/// decompress in parallel (uv is ~37 MB; one frame would keep a first run
+/// waiting on one core).
 #[derive(Debug)]
 pub struct PayloadFile {
-    /// Relative path with `/` separators; validated by the payload build script.
-    pub name: &'static str,
-    /// Lowercase hex sha256 of the decompressed content.
-    pub sha256: &'static str,
-    pub size: u64,
-    pub executable: bool,
+    pub meta: FileMeta<'static>,
     /// The frames, concatenated.
     pub data: &'static [u8],
     pub frames: &'static [Frame],
+}
+
+impl Deref for PayloadFile {
+    type Target = FileMeta<'static>;
+    fn deref(&self) -> &FileMeta<'static> {
+        &self.meta
+    }
+}
+
+impl AsRef<FileMeta<'static>> for PayloadFile {
+    fn as_ref(&self) -> &FileMeta<'static> {
+        &self.meta
+    }
 }
 
 /// One zstd frame of a [`PayloadFile`], in content order.
@@ -54,55 +46,24 @@ pub struct Frame {
     pub sha256: &'static str,
 }
 
-/// Where `update` (update.rs) finds new releases, from the project's `update` table.
-#[derive(Debug)]
-pub struct UpdateSource {
-    /// The folder (ending in `/`) that holds the latest release's `SHA256SUMS`,
-    /// `SHA256SUMS.minisig` and executables.
-    pub url: &'static str,
-    /// The minisign public key (the base64 line) `SHA256SUMS.minisig` must verify with.
-    pub public_key: &'static str,
-    /// This executable's published file name with `{version}` for the version:
-    /// `<entry name>-{version}-<target>[.exe]`.
-    pub file: &'static str,
-}
-
-/// Everything the launcher knows about the app; see docs/payload-contract.md.
+/// Everything the launcher knows about the app: the manifest (the contract,
+/// owned by pyaket-manifest; its fields read through `Deref`: `p.app`,
+/// `p.entry` ...) with the embedded files. See docs/payload-contract.md.
 #[derive(Debug)]
 pub struct Payload {
-    pub app: &'static str,
-    pub version: &'static str,
-    pub install_name: &'static str,
-    pub vendor: &'static str,
-    pub target: &'static str,
-    pub entry: Entry,
-    pub python: &'static str,
-    pub wheel: &'static str,
-    pub uv: Option<&'static str>,
-    pub uv_version: &'static str,
-    pub lock: Option<&'static str>,
-    pub wheels: &'static [&'static str],
-    pub python_archive: Option<&'static str>,
-    /// The interpreter's path inside `python_archive`; not used to find it
-    /// (the launcher looks at the known places), but hashed like every field.
-    pub python_interpreter: Option<&'static str>,
-    /// Extras of the app's wheel to install (normalized, sorted); see `install`.
-    pub extras: &'static [&'static str],
-    pub self_command: Option<&'static str>,
-    pub keep_versions: u32,
-    pub gui: bool,
-    /// sha256 of the install-identity fields and the files' sha256; names the install dir.
-    pub payload_hash: &'static str,
-    /// sha256 of every manifest field (payload_hash included) and file; see integrity.rs.
-    pub manifest_hash: &'static str,
-    /// None: the project configured no self-update.
-    pub update: Option<UpdateSource>,
-    pub files: &'static [PayloadFile],
+    pub manifest: Manifest<'static, PayloadFile>,
+}
+
+impl Deref for Payload {
+    type Target = Manifest<'static, PayloadFile>;
+    fn deref(&self) -> &Manifest<'static, PayloadFile> {
+        &self.manifest
+    }
 }
 
 impl Payload {
     pub fn file(&self, name: &str) -> Result<&'static PayloadFile> {
-        match self.files.iter().find(|f| f.name == name) {
+        match self.manifest.files.iter().find(|f| f.name == name) {
             Some(f) => Ok(f),
             None => bail!("file {name:?} is missing from the embedded payload"),
         }
@@ -337,12 +298,4 @@ fn write_all_at(file: &File, mut buf: &[u8], mut offset: u64) -> io::Result<()> 
     Ok(())
 }
 
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(DIGITS[(b >> 4) as usize] as char);
-        s.push(DIGITS[(b & 15) as usize] as char);
-    }
-    s
-}
+pub(crate) use pyaket_manifest::hex;

@@ -40,19 +40,24 @@ pub(crate) fn unpack(
         atomic::flush_tree(staging.path())?;
         staging.publish(&dir)?;
     }
-    let candidates: &[&[&str]] = if cfg!(windows) {
-        &[&["python", "python.exe"], &["python.exe"]]
-    } else {
-        &[&["python", "bin", "python3"], &["bin", "python3"]]
+    // Where the interpreter is inside the archive is the plugin's knowledge
+    // (hatch_pyaket/pythons.py checks the archive holds it); the manifest
+    // carries it (pyaket-manifest checks it is a relative path).
+    let Some(interpreter) = p.python_interpreter else {
+        bail!(
+            "the manifest embeds {name} without a python_interpreter; the executable is corrupted"
+        )
     };
-    for parts in candidates {
-        let exe = parts.iter().fold(dir.clone(), |d, part| d.join(part));
-        if exe.is_file() {
-            return Ok(exe);
-        }
+    let exe = interpreter
+        .split('/')
+        .fold(dir.clone(), |d, part| d.join(part));
+    if !exe.is_file() {
+        bail!(
+            "no Python interpreter at {} (the manifest's python_interpreter in {name}); remove {} \
+             and run the app again to unpack it anew",
+            exe.display(),
+            dir.display()
+        )
     }
-    bail!(
-        "no Python interpreter found in {} (expected a python-build-standalone install_only archive)",
-        dir.display()
-    )
+    Ok(exe)
 }

@@ -366,35 +366,18 @@ mod tests {
     use super::*;
     use crate::Entry;
 
+    /// The golden manifest with a short name, version and target, and this entry.
     fn payload(kind: EntryKind, value: &'static str) -> Payload {
-        Payload {
-            app: "a",
-            version: "1",
-            install_name: "a",
-            vendor: "",
-            target: "t",
-            entry: Entry {
-                kind,
-                value,
-                name: "a",
-            },
-            python: "3.11",
-            wheel: "a.whl",
-            uv: None,
-            uv_version: "",
-            lock: None,
-            wheels: &[],
-            python_archive: None,
-            python_interpreter: None,
-            extras: &[],
-            self_command: None,
-            keep_versions: 0,
-            gui: false,
-            payload_hash: "0123456789abcdef",
-            manifest_hash: "",
-            update: None,
-            files: &[],
-        }
+        let mut p = crate::integrity::tests::golden();
+        p.manifest.app = "a";
+        p.manifest.version = "1";
+        p.manifest.target = "t";
+        p.manifest.entry = Entry {
+            kind,
+            value,
+            name: "a",
+        };
+        p
     }
 
     #[test]
