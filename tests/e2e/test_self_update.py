@@ -296,3 +296,25 @@ def test_an_installed_copy_stays_ours_after_an_update(
     removed = manage(exe, "uninstall", install_root=install_root, env=env)
     assert removed.returncode == 0, removed.stderr
     assert f"removed {copy}" in removed.stderr and not copy.exists()
+
+
+def test_a_release_that_does_not_run_in_place_is_rolled_back(
+    exe: Path, release: Path, install_root: Path, keys: Keys
+) -> None:
+    """The signed SHA256SUMS names v2's file as 3.0.0: hash and `check` pass, so it takes the old file's place, but
+    there its `info` reports 2.0.0, and the old executable is put back (the rollback after the swap)."""
+    mislabeled = f"{NAME}-3.0.0-{HOST}"
+    (release / v2_name()).rename(release / mislabeled)
+    sums = release / "SHA256SUMS"
+    sums.write_text(sums.read_text().replace(f"  {v2_name()}\n", f"  {mislabeled}\n"))
+    assert mislabeled in sums.read_text()
+    (release / "SHA256SUMS.minisig").unlink()
+    subprocess.run(["minisign", "-S", "-s", keys.secret, "-m", sums], check=True, capture_output=True)
+    before = exe.read_bytes()
+    result = manage(exe, "update", install_root=install_root)
+    assert result.returncode == 1, (result.stdout, result.stderr)
+    assert 'the new version did not run in place (it reports version Some("2.0.0"), expected 3.0.0)' in result.stderr
+    assert f"the previous {exe} is back" in result.stderr, result.stderr
+    assert exe.read_bytes() == before, "the rollback did not restore the old executable"
+    assert sorted(p.name for p in exe.parent.iterdir()) == [exe.name], "the rollback left files behind"
+    assert version_of(exe, install_root) == "1.0.0"
