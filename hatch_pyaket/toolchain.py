@@ -207,8 +207,34 @@ def plan(
     env = {"CARGO_TARGET_DIR": str(target_dir), **extra_env}
     flags_env, flags_args = _remap_paths(target, template, {**environ, **extra_env})
     env.update(flags_env)
+    env.update(_decoder_only_c_flags(target, tool, {**environ, **extra_env}))
     command += flags_args
     return Invocation(tool=tool, command=tuple(command), env=env, artifact=artifact)
+
+
+# The launcher only decompresses, so zstd's compressor strategies are compiled out of zstd-sys: its C sources are
+# the cold build's critical path (24 of cargo's 34 s), and these defines cut them from 35 to 22 s of CPU
+# (benchmarks/results-2026-12-01-coldbuild.txt). zstd falls back to its fast strategy if a level ever needs them.
+ZSTD_DECODER_ONLY_DEFINES = tuple(
+    f"-DZSTD_EXCLUDE_{strategy}_BLOCK_COMPRESSOR"
+    for strategy in ("DFAST", "GREEDY", "LAZY", "LAZY2", "BTLAZY2", "BTOPT", "BTULTRA")
+)
+
+
+def _decoder_only_c_flags(target: Target, tool: str, environ: Mapping[str, str]) -> dict[str, str]:
+    """The C flags for `target` with ZSTD_DECODER_ONLY_DEFINES added, keeping the user's.
+
+    cc (which zstd-sys builds with) reads only the first set of CFLAGS_<triple>, CFLAGS_<triple_with_underscores>,
+    TARGET_CFLAGS and CFLAGS, so the user's value is carried into the target's own variable (CFLAGS itself would
+    also reach build scripts compiled for the host). cargo-xwin writes CFLAGS_<triple> itself (the MSVC include
+    paths): its builds keep the full zstd.
+    """
+    if tool == "xwin":
+        return {}
+    names = (f"CFLAGS_{target.triple}", f"CFLAGS_{target.triple.replace('-', '_')}", "TARGET_CFLAGS", "CFLAGS")
+    user = next((environ[name] for name in names if name in environ), "")
+    name = names[0] if names[0] in environ else names[1]
+    return {name: " ".join([*user.split(), *ZSTD_DECODER_ONLY_DEFINES])}
 
 
 def _cargo_home(environ: Mapping[str, str]) -> Path:

@@ -117,3 +117,32 @@ def test_build_isolation_is_told_by_where_the_plugin_lives(monkeypatch: pytest.M
     assert toolchain.in_build_isolation() is True
     monkeypatch.setattr(toolchain, "__file__", "/root/.cache/uv/builds-v0/.tmpAbC/lib/site-packages/hatch_pyaket/t.py")
     assert toolchain.in_build_isolation() is True
+
+
+def _plan_env(triple: str, environ: dict[str, str], host: str = LINUX) -> dict[str, str]:
+    invocation = toolchain.plan(
+        parse_target(triple),
+        template=Path("/tpl"),
+        target_dir=Path("/target"),
+        profile="release",
+        forced_tool=None,
+        cargo_args=(),
+        extra_env={},
+        environ={"PATH": "", **environ},
+        host=host,
+    )
+    return dict(invocation.env)
+
+
+def test_zstds_compressor_is_compiled_out_keeping_the_users_c_flags() -> None:
+    defines = " ".join(toolchain.ZSTD_DECODER_ONLY_DEFINES)
+    assert "-DZSTD_EXCLUDE_BTULTRA_BLOCK_COMPRESSOR" in defines
+    assert _plan_env(LINUX, {})["CFLAGS_x86_64_unknown_linux_gnu"] == defines
+    # The user's flags, from whichever variable cc would have read, stay first.
+    assert _plan_env(LINUX, {"CFLAGS": "-O2 -g"})["CFLAGS_x86_64_unknown_linux_gnu"] == f"-O2 -g {defines}"
+    both = _plan_env(LINUX, {"CFLAGS": "-g", "TARGET_CFLAGS": "-Os"})
+    assert both["CFLAGS_x86_64_unknown_linux_gnu"] == f"-Os {defines}" and "CFLAGS" not in both
+    hyphen = _plan_env("aarch64-unknown-linux-gnu.2.17", {"CFLAGS_aarch64-unknown-linux-gnu": "-march=armv8-a"})
+    assert hyphen["CFLAGS_aarch64-unknown-linux-gnu"] == f"-march=armv8-a {defines}"
+    # cargo-xwin owns CFLAGS_<triple> (MSVC include paths): left alone.
+    assert not any(name.startswith("CFLAGS") for name in _plan_env("x86_64-pc-windows-msvc", {}))
