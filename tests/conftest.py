@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import sys
@@ -19,14 +20,22 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.fixture(scope="session")
 def plugin_wheel_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """This checkout built as a wheel, for build frontends that install build requirements themselves."""
+    """This checkout built as a wheel, for build frontends that install build requirements themselves.
+
+    The folder is named by the wheel's sha256: uv keeps wheels from a find-links folder by its path and the
+    file name, so a wheel of another checkout once served from the same temp path (pytest reuses its
+    numbered dirs) would otherwise be installed instead of this one."""
     out = tmp_path_factory.mktemp("plugin-wheel")
     subprocess.run(
         [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(out), str(ROOT)],
         check=True,
         capture_output=True,
     )
-    return out
+    (wheel,) = out.glob("*.whl")
+    folder = out / hashlib.sha256(wheel.read_bytes()).hexdigest()[:16]
+    folder.mkdir()
+    wheel.rename(folder / wheel.name)
+    return folder
 
 
 @pytest.fixture
