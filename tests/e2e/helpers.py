@@ -9,6 +9,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from hatch_pyaket import fetch, pipeline
 from tests.example import copy_example, edit_pyproject
 
 HOST_TRIPLE = "x86_64-unknown-linux-gnu"
@@ -102,3 +103,42 @@ def build_variant(
     init.write_text(re.sub(r'__version__ = ".*"', f'__version__ = "{version}"', init.read_text()))
     build(project, "--wheel", env=env)
     return project / "dist" / f"example-app-{version}-{HOST_TRIPLE}"
+
+
+def staged_payload(target: str = HOST_TRIPLE) -> Path:
+    """Where the plugin staged the last payload it embedded for `target` (what build.rs read)."""
+    return pipeline.target_dir(os.environ, fetch.cache_dir()) / "pyaket-payload" / target
+
+
+def start(exe: Path, args: list[str], install_root: Path, **env: str) -> subprocess.Popen[str]:
+    """The app in the background, in its own process group (like a shell job)."""
+    return subprocess.Popen(
+        [str(exe), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYAKET_INSTALL_DIR": str(install_root), **env},
+        start_new_session=True,
+    )
+
+
+def wait_for_line(proc: subprocess.Popen[str], text: str) -> None:
+    """Reads the app's output up to a line containing `text` (its banner comes first)."""
+    assert proc.stdout is not None
+    while True:
+        line = proc.stdout.readline()
+        assert line, f"{text!r} never printed (exit {proc.wait()}): {proc.communicate()[1]}"
+        if text in line:
+            return
+
+
+def start_sleeping(exe: Path, install_root: Path, seconds: float) -> subprocess.Popen[str]:
+    proc = start(exe, ["--sleep", str(seconds)], install_root)
+    wait_for_line(proc, "sleeping")
+    return proc
+
+
+def finish_sleeping(proc: subprocess.Popen[str]) -> None:
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert "slept, colorama" in out, (out, err)

@@ -15,7 +15,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.helpers import build_variant, installed_versions, manage, run
+from tests.e2e.helpers import (
+    build_variant,
+    finish_sleeping,
+    installed_versions,
+    manage,
+    run,
+    start,
+    start_sleeping,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.skipif(os.name != "posix", reason="uses POSIX signals and flock")]
 
@@ -28,40 +36,6 @@ def versions(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Executables of three successive versions with keep-versions = 1."""
     folder = tmp_path_factory.mktemp("running")
     return {version: build_variant(folder, version=version, settings={"keep-versions": 1}) for version in VERSIONS}
-
-
-def start(exe: Path, args: list[str], install_root: Path, **env: str) -> subprocess.Popen[str]:
-    """The app in the background, in its own process group (like a shell job)."""
-    return subprocess.Popen(
-        [str(exe), *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYAKET_INSTALL_DIR": str(install_root), **env},
-        start_new_session=True,
-    )
-
-
-def wait_for_line(proc: subprocess.Popen[str], text: str) -> None:
-    """Reads the app's output up to a line containing `text` (its banner comes first)."""
-    assert proc.stdout is not None
-    while True:
-        line = proc.stdout.readline()
-        assert line, f"{text!r} never printed (exit {proc.wait()}): {proc.communicate()[1]}"
-        if text in line:
-            return
-
-
-def start_sleeping(exe: Path, install_root: Path, seconds: float) -> subprocess.Popen[str]:
-    proc = start(exe, ["--sleep", str(seconds)], install_root)
-    wait_for_line(proc, "sleeping")
-    return proc
-
-
-def finish_sleeping(proc: subprocess.Popen[str]) -> None:
-    out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 0, err
-    assert "slept, colorama" in out, (out, err)
 
 
 def version_dir(install_root: Path, version: str) -> Path:

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from hatch_pyaket import fetch, payload, pipeline
+from hatch_pyaket import fetch, payload
 from hatch_pyaket.config import DEFAULT_UV_VERSION
 from hatch_pyaket.targets import parse_target
-from tests.e2e.helpers import HOST_TRIPLE, build, executables, installed_versions
+from tests.e2e.helpers import HOST_TRIPLE, build, executables, installed_versions, staged_payload
 from tests.example import copy_example
 from tests.helpers_python import make_relocatable_python
 from tests.localserver import serve
@@ -26,11 +26,6 @@ pytestmark = pytest.mark.e2e
 
 EXE_NAME = f"example-app-1.0.0-{HOST_TRIPLE}"
 RELEASE = "20990101"
-
-
-def staged_payload(target: str = HOST_TRIPLE) -> Path:
-    """Where the plugin staged the last payload it embedded for `target` (what build.rs read)."""
-    return pipeline.target_dir(os.environ, fetch.cache_dir()) / "pyaket-payload" / target
 
 
 def make_mirror(root: Path, archive: Path, *, lie: bool = False) -> None:

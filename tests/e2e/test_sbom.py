@@ -16,8 +16,7 @@ from packageurl import PackageURL
 from hatch_pyaket import locking
 from hatch_pyaket.payload import staged_file
 from tests.conftest import ROOT
-from tests.e2e.helpers import HOST_TRIPLE, build
-from tests.e2e.test_offline import staged_payload
+from tests.e2e.helpers import HOST_TRIPLE, build, staged_payload
 from tests.example import copy_example, edit_pyproject
 
 if sys.version_info >= (3, 11):

@@ -5,10 +5,8 @@ file intact byte for byte, a bad signature, another key, a tampered executable, 
 from __future__ import annotations
 
 import hashlib
-import http.server
 import shutil
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -16,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.helpers import HOST_TRIPLE, build_variant, manage, run
-from tests.e2e.test_faults_running import finish_sleeping, start_sleeping
+from tests.e2e.helpers import HOST_TRIPLE, build_variant, finish_sleeping, manage, run, start_sleeping
+from tests.localserver import serve
 
 pytestmark = pytest.mark.e2e
 
@@ -34,42 +32,12 @@ class Server:
     cut: dict[str, int] = field(default_factory=dict)
 
 
-def _handler(server: Server) -> type[http.server.SimpleHTTPRequestHandler]:
-    class Handler(http.server.SimpleHTTPRequestHandler):
-        def __init__(self, *args: object, **kwargs: object) -> None:
-            super().__init__(*args, directory=str(server.root), **kwargs)  # type: ignore[arg-type]
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-        def do_GET(self) -> None:
-            name = self.path.lstrip("/")
-            if name in server.cut:
-                body = (server.root / name).read_bytes()
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body[: server.cut[name]])
-                self.wfile.flush()
-                self.close_connection = True  # the server "dies" mid-download
-                return
-            super().do_GET()
-
-    return Handler
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     state = Server(tmp_path_factory.mktemp("served"))
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
-    thread.start()
-    state.url = f"http://127.0.0.1:{httpd.server_address[1]}/"
-    try:
+    with serve(state.root, cut=state.cut) as url:
+        state.url = f"{url}/"
         yield state
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
 
 
 @dataclass(frozen=True)
