@@ -5,6 +5,7 @@ Usable without hatchling: the hook (plugin.py) only gathers inputs and calls `bu
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -213,14 +214,26 @@ class _Part:
     uv: Path | None
     deps: Dependencies
     macos_min: macos.DeploymentTarget | None
+    features: tuple[str, ...]  # the launcher's cargo features
+    # The dependencies can be compiled ahead (toolchain.compiling_ahead) only with no cargo arguments of the
+    # user's, which may not apply to pyaket-core alone or may change what its crates are compiled with.
+    compile_ahead: bool
 
 
 def _plan_part(config: PyaketConfig, configured: Target, part: Target, wheel: Path, ctx: BuildContext) -> _Part:
     options = config.options_for(configured)
     cargo_args = [*config.cargo_args, *options.cargo_args]
-    if config.update is not None:
-        # The HTTPS client and signature check are compiled in only for projects that update themselves.
-        cargo_args += ["--features", "update"]
+    # Launcher code that only some projects need is compiled in only for them (pyaket-core's cargo features).
+    features = tuple(
+        name
+        for name, wanted in (
+            ("update", config.update is not None),  # the HTTPS client and the signature check
+            ("python-archive", config.embed_python_for(configured)),  # the tar.gz reader
+        )
+        if wanted
+    )
+    if features:
+        cargo_args += ["--features", ",".join(features)]
     user_env = {**dict(config.env), **dict(options.env)}
     macos_min = None
     if part.os == "macos":
@@ -250,7 +263,8 @@ def _plan_part(config: PyaketConfig, configured: Target, part: Target, wheel: Pa
     tool_env = toolchain.preflight(invocation, part, cargo_args)
     uv = fetch.uv_binary(part, config.uv_version, report=ctx.report) if config.uv == "embed" else None
     deps = resolve_dependencies(config, part, wheel, ctx, configured=configured)
-    return _Part(part, invocation, tool_env, uv, deps, macos_min)
+    compile_ahead = not (config.cargo_args or options.cargo_args)
+    return _Part(part, invocation, tool_env, uv, deps, macos_min, features, compile_ahead)
 
 
 def build_target(
@@ -285,8 +299,22 @@ def build_target(
             ):
                 staging = ctx.cargo_target_dir / "pyaket-payload" / part.target.name
                 spec = _payload_spec(config, app, part.target, entry, wheel, part.uv, part.deps, target)
-                # uv's frames (and a Python's, dependency wheels') are compressed once per machine: ~20 s of CPU each.
-                staged = payload.stage(spec, staging, blob_cache=ctx.cache / "blobs", report=ctx.report)
+                first_build = not (ctx.cargo_target_dir / part.target.triple / config.cargo_profile).is_dir()
+                if first_build:
+                    ctx.report(
+                        f"pyaket: first build for {part.target.name} in {ctx.cargo_target_dir}: compiling the "
+                        "launcher's crates takes a minute or more (and the crates.io registry the very first "
+                        "time); later builds take seconds"
+                    )
+                ahead = (
+                    toolchain.compiling_ahead(part.invocation, part.tool_env, ctx.report)
+                    if first_build and part.compile_ahead
+                    else contextlib.nullcontext()
+                )
+                with ahead:
+                    # uv's frames (and a Python's, dependency wheels') are compressed once per machine: ~20 s of
+                    # CPU each, meanwhile a first build compiles the launcher's dependencies.
+                    staged = payload.stage(spec, staging, blob_cache=ctx.cache / "blobs", report=ctx.report)
                 staged_parts.append(staged)
                 hashes.append(str(staged["payload_hash"]))
                 env = {
@@ -299,12 +327,6 @@ def build_target(
                 if part.macos_min:
                     ctx.report(f"pyaket: {label} starts on macOS {part.macos_min} and later ({part.macos_min.source})")
                 ctx.report(f"pyaket: {label} [{entry.name}] with {part.invocation.tool}: {part.invocation.describe()}")
-                if not (ctx.cargo_target_dir / part.target.triple / config.cargo_profile).is_dir():
-                    ctx.report(
-                        f"pyaket: first build for {part.target.name} in {ctx.cargo_target_dir}: compiling the "
-                        "launcher's crates takes a few minutes (and the crates.io registry the very first time); "
-                        "later builds take seconds"
-                    )
                 built = toolchain.run(part.invocation, part.target, env, ctx.report)
                 if part.macos_min is None:
                     placed = artifacts.place(
@@ -342,7 +364,8 @@ def build_target(
                 target_name=target.name, triple=first.target.triple, staged=staged_parts[0], wheel=wheel,
                 lock=first.deps.lock, wheels=first.deps.wheels, uv=first.uv, uv_version=config.uv_version,
                 python_archive=first.deps.python_archive, python_version=config.lock_python or config.python,
-                template=ctx.template, environ={**os.environ, **first.invocation.env, **first.tool_env},
+                template=ctx.template, features=first.features,
+                environ={**os.environ, **first.invocation.env, **first.tool_env},
                 report=ctx.report,
             )  # fmt: skip
         made.append(

@@ -101,43 +101,61 @@ def run_with_heartbeat(
     compression) runs, and shows no progress bar when stderr is not a terminal (as under a build
     frontend): without the heartbeat a cold build looks hung for most of a minute.
     """
-    process = subprocess.Popen(
-        list(command), env=dict(env), stdout=sys.stderr, stderr=subprocess.PIPE, text=True, errors="replace"
-    )
-    assert process.stderr is not None
-    state: dict[str, Any] = {"last": time.monotonic(), "unit": ""}
-    lock = threading.Lock()
+    return Forwarded(command, env).wait(report, label=label, interval=interval)
 
-    def forward() -> None:
-        assert process.stderr is not None
-        for line in process.stderr:
+
+class Forwarded:
+    """A started command whose stderr lines are passed through as they come; `wait` adds the heartbeat."""
+
+    def __init__(self, command: Sequence[str], env: Mapping[str, str]) -> None:
+        self.process = subprocess.Popen(
+            list(command), env=dict(env), stdout=sys.stderr, stderr=subprocess.PIPE, text=True, errors="replace"
+        )
+        self.started = time.monotonic()
+        self._state: dict[str, Any] = {"last": self.started, "unit": ""}
+        self._lock = threading.Lock()
+        self._reader = threading.Thread(target=self._forward, name="pyaket-cargo-stderr", daemon=True)
+        self._reader.start()
+
+    def _forward(self) -> None:
+        assert self.process.stderr is not None
+        for line in self.process.stderr:
             sys.stderr.write(line)
             sys.stderr.flush()
             match = _UNIT_RE.match(line)
-            with lock:
-                state["last"] = time.monotonic()
+            with self._lock:
+                self._state["last"] = time.monotonic()
                 if match:
-                    state["unit"] = f"{match.group(1).lower()} {match.group(2)}"
+                    self._state["unit"] = f"{match.group(1).lower()} {match.group(2)}"
 
-    reader = threading.Thread(target=forward, name="pyaket-cargo-stderr", daemon=True)
-    reader.start()
-    started = time.monotonic()
-    while True:
-        try:
-            code = process.wait(timeout=1.0)
-            break
-        except subprocess.TimeoutExpired:
-            pass
-        with lock:
-            quiet = time.monotonic() - float(state["last"])
-            unit = str(state["unit"])
-        if quiet >= interval:
-            if unit.startswith("compiling "):
-                doing = f"; last started: {_describe(unit.split(' ', 1)[1])}"
-            else:
-                doing = f"; {unit}" if unit else ""
-            report(f"pyaket: {label} still working ({time.monotonic() - started:.0f} s){doing}")
-            with lock:
-                state["last"] = time.monotonic()
-    reader.join(timeout=5)
-    return code
+    def wait(self, report: Report, *, label: str = "cargo", interval: float = HEARTBEAT_SECONDS) -> int:
+        while True:
+            try:
+                code = self.process.wait(timeout=1.0)
+                break
+            except subprocess.TimeoutExpired:
+                pass
+            with self._lock:
+                quiet = time.monotonic() - float(self._state["last"])
+                unit = str(self._state["unit"])
+            if quiet >= interval:
+                if unit.startswith("compiling "):
+                    doing = f"; last started: {_describe(unit.split(' ', 1)[1])}"
+                else:
+                    doing = f"; {unit}" if unit else ""
+                report(f"pyaket: {label} still working ({time.monotonic() - self.started:.0f} s){doing}")
+                with self._lock:
+                    self._state["last"] = time.monotonic()
+        self._reader.join(timeout=5)
+        return code
+
+    def stop(self) -> None:
+        """Ends the command (the build it belongs to failed or was interrupted) and waits for it."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._reader.join(timeout=5)

@@ -25,7 +25,7 @@ import sys
 import time
 import uuid
 import zipfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from email.parser import Parser
 from functools import cache
@@ -46,7 +46,7 @@ from hatch_pyaket.progress import Report
 SUFFIX = artifacts.SBOM_SUFFIX
 UV_LICENCE = "MIT OR Apache-2.0"
 PYTHON_LICENCE = "PSF-2.0"
-LAUNCHER = "pyaket-launcher"
+LAUNCHER = toolchain.LAUNCHER_PACKAGE
 # Fixed namespace for serial numbers: uuid5(namespace, digest of the SBOM's content).
 _SERIAL_NAMESPACE = uuid.UUID("8d0b7a52-7f43-5b6e-9c55-2e0c6a1f3d10")
 _LONG_LICENCE = 120  # a License field longer than this (or multi-line) is the licence's text, not its name
@@ -323,9 +323,15 @@ def lock_crates(lock_text: str, root: str = LAUNCHER) -> dict[tuple[str, str], C
 
 
 @cache
-def _cargo_metadata(cargo: str, manifest: str, triple: str, env: tuple[tuple[str, str], ...]) -> str:
+def _cargo_metadata(
+    cargo: str, manifest: str, triple: str, features: tuple[str, ...], env: tuple[tuple[str, str], ...]
+) -> str:
     command = [cargo, "metadata", "--format-version", "1", "--locked", "--offline", "--manifest-path", manifest]
     command += ["--filter-platform", triple]
+    if features:
+        # The launcher's optional crates (self-update's HTTPS client, the tar.gz reader) are in the graph only
+        # when the build turned their features on.
+        command += ["--features", ",".join(f"{LAUNCHER}/{feature}" for feature in features)]
     result = subprocess.run(command, check=False, capture_output=True, text=True, env=dict(env))
     if result.returncode != 0:
         raise BuildError(result.stderr.strip().splitlines()[-1] if result.stderr.strip() else "cargo metadata failed")
@@ -333,14 +339,17 @@ def _cargo_metadata(cargo: str, manifest: str, triple: str, env: tuple[tuple[str
 
 
 def launcher_crates(
-    template: Path, triple: str, environ: Mapping[str, str], report: Report
+    template: Path, triple: str, features: Sequence[str], environ: Mapping[str, str], report: Report
 ) -> tuple[dict[tuple[str, str], Crate], str]:
-    """The launcher's crates for `triple` with Cargo.lock's checksums, and how they were found."""
+    """The launcher's crates for `triple` and cargo `features` with Cargo.lock's checksums, and how they were
+    found."""
     lock_text = (template / "Cargo.lock").read_text()
     checksums = parse_cargo_lock(lock_text)
     cargo = toolchain.cargo_executable(environ) or "cargo"
     try:
-        output = _cargo_metadata(cargo, str(template / "Cargo.toml"), triple, tuple(sorted(environ.items())))
+        output = _cargo_metadata(
+            cargo, str(template / "Cargo.toml"), triple, tuple(features), tuple(sorted(environ.items()))
+        )
         crates, source = linked_crates(json.loads(output)), "cargo metadata (normal dependencies)"
     except (OSError, ValueError, KeyError, BuildError) as error:
         report(
@@ -603,12 +612,13 @@ def for_executable(
     python_archive: Path | None,
     python_version: str,
     template: Path,
+    features: Sequence[str],
     environ: Mapping[str, str],
     report: Report,
 ) -> str:
     """The SBOM text for one built executable (pipeline.build_target calls this after placing it)."""
     started = time.monotonic()
-    crates, source = launcher_crates(template, triple, environ, report)
+    crates, source = launcher_crates(template, triple, features, environ, report)
     found = inventory(
         executable_name=executable.name,
         entry=entry,

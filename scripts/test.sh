@@ -23,11 +23,14 @@ step "launcher crate: cargo fmt --check, clippy -D warnings, cargo test"
   # pyaket-core is the launcher's code; the payload crate's build script needs a staged payload and is
   # built (and its manifest checks run) by every end-to-end build.
   cargo clippy --locked -p pyaket-core -p pyaket-manifest --all-targets -- -D warnings
+  # pyaket-manifest as the payload build script compiles it (without recomputing hashes).
+  cargo clippy --locked -p pyaket-manifest --no-default-features --all-targets -- -D warnings
   # pyaket-manifest's tests/contract.rs: the golden manifest, the reader and docs/payload-contract.md agree.
   cargo test --locked -p pyaket-core -p pyaket-manifest
-  # Self-update (http.rs, update.rs) is compiled only with this feature, which the plugin turns on per project.
-  cargo clippy --locked -p pyaket-core --features update --all-targets -- -D warnings
-  cargo test --locked -p pyaket-core --features update
+  # Self-update (http.rs, update.rs) and the embedded Python's tar.gz reader are compiled only with these
+  # features, which the plugin turns on per project.
+  cargo clippy --locked -p pyaket-core --features update,python-archive --all-targets -- -D warnings
+  cargo test --locked -p pyaket-core --features update,python-archive
 )
 
 step "pytest"

@@ -120,6 +120,9 @@ def test_offline_sbom_has_the_wheels_licences_and_the_embedded_python(offline_bu
     assert python["version"].startswith("3.11.") and python["purl"] == f"pkg:generic/cpython@{python['version']}"
     graph = {d["ref"]: set(d.get("dependsOn", [])) for d in bom["dependencies"]}
     assert python["bom-ref"] in graph[bom["metadata"]["component"]["bom-ref"]]
+    # The launcher unpacks the Python with the crates of its `python-archive` feature, so they are listed.
+    crates = {c["name"] for c in bom["components"] if c.get("purl", "").startswith("pkg:cargo/")}
+    assert {"tar", "flate2", "zstd-safe"} <= crates
 
 
 def test_a_wrong_python_checksum_fails_the_build_clearly(tmp_path: Path) -> None:

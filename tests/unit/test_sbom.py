@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import hashlib
 import json
+import os
 import zipfile
 from pathlib import Path
 
@@ -202,12 +203,26 @@ def test_crate_licences_and_purls_are_spelt_as_the_specs_say() -> None:
 def test_without_cargo_the_crates_come_from_cargo_lock_with_a_warning(tmp_path: Path) -> None:
     messages: list[str] = []
     environ = {"CARGO": str(tmp_path / "no-cargo"), "PATH": ""}
-    crates, source = sbom.launcher_crates(ROOT / "rust_template", TARGET.triple, environ, messages.append)
+    crates, source = sbom.launcher_crates(ROOT / "rust_template", TARGET.triple, (), environ, messages.append)
     assert source == "Cargo.lock (build-time crates included)"
     assert len(messages) == 1 and "cargo metadata failed for the SBOM" in messages[0]
     checksums = sbom.parse_cargo_lock((ROOT / "rust_template" / "Cargo.lock").read_text())
     zstd_safe = next(c for c in crates.values() if c.name == "zstd-safe")
     assert zstd_safe.checksum == checksums[(zstd_safe.name, zstd_safe.version)]
+
+
+def test_the_crates_follow_the_launchers_features() -> None:
+    # Self-update's HTTPS client and the embedded Python's tar.gz reader are linked only with their features.
+    def names(*features: str) -> set[str]:
+        crates, source = sbom.launcher_crates(ROOT / "rust_template", TARGET.triple, features, {**os.environ}, print)
+        assert source == "cargo metadata (normal dependencies)"
+        return {c.name for c in crates.values()}
+
+    plain, both = names(), names("update", "python-archive")
+    assert {"zstd-safe", "sha2", "anyhow"} <= plain
+    assert not {"ureq", "rustls", "minisign-verify", "tar", "flate2"} & plain
+    assert {"ureq", "rustls", "minisign-verify", "tar", "flate2"} <= both
+    assert names("python-archive") - plain >= {"tar", "flate2"} and "ureq" not in names("python-archive")
 
 
 def test_workspace_crates_fold_into_the_launcher() -> None:

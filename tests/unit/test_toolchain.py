@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -146,3 +148,44 @@ def test_zstds_compressor_is_compiled_out_keeping_the_users_c_flags() -> None:
     assert hyphen["CFLAGS_aarch64-unknown-linux-gnu"] == f"-march=armv8-a {defines}"
     # cargo-xwin owns CFLAGS_<triple> (MSVC include paths): left alone.
     assert not any(name.startswith("CFLAGS") for name in _plan_env("x86_64-pc-windows-msvc", {}))
+
+
+def test_dependencies_only_is_the_same_compile_of_pyaket_core() -> None:
+    invocation = plan("aarch64-unknown-linux-gnu", cargo_args=["--features", "update"])
+    ahead = toolchain.dependencies_only(invocation)
+    at = invocation.command.index("--package")
+    assert ahead.command[:at] == invocation.command[:at]
+    assert ahead.command[at : at + 3] == ("--package", toolchain.CORE_PACKAGE, "--lib")
+    # Everything that decides the crates' fingerprints is kept: profile, target, features, flags, environment.
+    assert ahead.command[at + 3 :] == invocation.command[at + 2 :]
+    assert ahead.env == invocation.env and ahead.tool == invocation.tool
+
+
+def _sleeper(code: str) -> toolchain.Invocation:
+    # dependencies_only swaps the package; python ignores the arguments after `-c code`.
+    command = (sys.executable, "-c", code, "--package", toolchain.LAUNCHER_PACKAGE)
+    return toolchain.Invocation(tool="cargo", command=command, env={}, artifact=Path("/nowhere"))
+
+
+def test_compiling_ahead_is_waited_for_and_its_failure_only_reported() -> None:
+    reports: list[str] = []
+    started = time.monotonic()
+    with toolchain.compiling_ahead(_sleeper("import time, sys; time.sleep(1); sys.exit(4)"), {}, reports.append):
+        pass
+    assert time.monotonic() - started >= 1
+    assert reports == ["pyaket: compiling the launcher's dependencies first failed (exit code 4); building it all now"]
+
+
+def test_compiling_ahead_is_stopped_when_the_build_fails_meanwhile(tmp_path: Path) -> None:
+    # A compile left running after the build failed would write into a target dir whose lock is released.
+    marker = tmp_path / "still-running"
+    code = f"import time, pathlib; time.sleep(3); pathlib.Path({str(marker)!r}).write_text('x')"
+    started = time.monotonic()
+    with (
+        pytest.raises(RuntimeError, match="compression failed"),
+        toolchain.compiling_ahead(_sleeper(code), {}, None),
+    ):
+        raise RuntimeError("compression failed")
+    assert time.monotonic() - started < 2.5
+    time.sleep(3.5)
+    assert not marker.exists()

@@ -2,8 +2,7 @@
 //! unpacked once per archive into the app dir, shared by the versions that
 //! embed it.
 
-use std::fs::{self, File};
-use std::io;
+use std::fs;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
@@ -30,11 +29,7 @@ pub(crate) fn unpack(
     if !dir.is_dir() {
         let archive = file.extract_to(payload_dir)?;
         let staging = TempDir::new(&layout.app_dir, PYTHON_PREFIX)?;
-        let reader =
-            File::open(&archive).with_context(|| format!("opening {}", archive.display()))?;
-        let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(io::BufReader::new(reader)));
-        tar.set_preserve_mtime(true);
-        tar.unpack(staging.path())
+        extract(&archive, staging.path())
             .with_context(|| format!("unpacking {name} into {}", staging.path().display()))?;
         fs::remove_file(&archive).with_context(|| format!("removing {}", archive.display()))?;
         atomic::flush_tree(staging.path())?;
@@ -60,4 +55,25 @@ pub(crate) fn unpack(
         )
     }
     Ok(exe)
+}
+
+/// The tar.gz reader is compiled in only for projects that embed a Python (the
+/// plugin then builds with the `python-archive` feature): tar, flate2 and
+/// miniz_oxide cost ~4 s of CPU in every other project's first build.
+#[cfg(feature = "python-archive")]
+fn extract(archive: &Path, into: &Path) -> Result<()> {
+    use std::fs::File;
+    use std::io::BufReader;
+    let reader = File::open(archive).with_context(|| format!("opening {}", archive.display()))?;
+    let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(BufReader::new(reader)));
+    tar.set_preserve_mtime(true);
+    Ok(tar.unpack(into)?)
+}
+
+#[cfg(not(feature = "python-archive"))]
+fn extract(_archive: &Path, _into: &Path) -> Result<()> {
+    bail!(
+        "this launcher was compiled without the `python-archive` feature, which its embedded Python \
+         needs; the executable was not built by hatch-pyaket as published"
+    )
 }
