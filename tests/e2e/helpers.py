@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from hatch_pyaket import fetch, pipeline
+import pytest
+
+from hatch_pyaket import artifacts, fetch, pipeline
+from hatch_pyaket.targets import parse_target
 from tests.example import copy_example, edit_pyproject
 
 HOST_TRIPLE = "x86_64-unknown-linux-gnu"
@@ -90,8 +94,10 @@ def build_variant(
     version: str = "1.0.0",
     settings: dict[str, object] | None = None,
     env: Mapping[str, str] | None = None,
+    target: str = HOST_TRIPLE,
 ) -> Path:
-    """The example project at `version`, built with the plugin; its executable.
+    """The example project at `version`, built with the plugin; its executable for `target` (which `settings`
+    must name in `targets` unless it is the host).
 
     `settings` (hook settings) apply when `folder` gets its copy of the project; later calls change the version.
     """
@@ -102,7 +108,16 @@ def build_variant(
     init = project / "src" / "example_app" / "__init__.py"
     init.write_text(re.sub(r'__version__ = ".*"', f'__version__ = "{version}"', init.read_text()))
     build(project, "--wheel", env=env)
-    return project / "dist" / f"example-app-{version}-{HOST_TRIPLE}"
+    return project / "dist" / artifacts.executable_name("example-app", version, parse_target(target))
+
+
+def make_key_pair(folder: Path, name: str) -> tuple[Path, Path]:
+    """A minisign key pair made by the minisign CLI (no password): its public and secret key files."""
+    if shutil.which("minisign") is None:
+        pytest.skip("the minisign CLI is not installed (apt-get install minisign; .ci/setup-cross.sh does)")
+    public, secret = folder / f"{name}.pub", folder / f"{name}.key"
+    subprocess.run(["minisign", "-G", "-W", "-p", public, "-s", secret], check=True, capture_output=True)
+    return public, secret
 
 
 def staged_payload(target: str = HOST_TRIPLE) -> Path:

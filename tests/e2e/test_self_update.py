@@ -14,7 +14,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.helpers import HOST_TRIPLE, build_variant, finish_sleeping, manage, run, start_sleeping
+from tests.e2e.helpers import (
+    HOST_TRIPLE,
+    build_variant,
+    finish_sleeping,
+    make_key_pair,
+    manage,
+    run,
+    start_sleeping,
+)
 from tests.localserver import serve
 
 pytestmark = pytest.mark.e2e
@@ -45,14 +53,6 @@ class Keys:
     public: Path
     secret: Path
     other_secret: Path  # a second key pair's secret key: "the wrong key"
-
-
-def make_key_pair(folder: Path, name: str) -> tuple[Path, Path]:
-    if shutil.which("minisign") is None:
-        pytest.skip("the minisign CLI is not installed (apt-get install minisign; .ci/setup-cross.sh does)")
-    public, secret = folder / f"{name}.pub", folder / f"{name}.key"
-    subprocess.run(["minisign", "-G", "-W", "-p", public, "-s", secret], check=True, capture_output=True)
-    return public, secret
 
 
 @pytest.fixture(scope="module")
