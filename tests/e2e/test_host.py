@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -378,3 +379,23 @@ def test_uv_from_path_and_an_output_dir(example_copy: Path, install_root: Path, 
     ok = run(exe, ["with uv"], install_root=install_root, env={"PATH": f"{uv_dir}{os.pathsep}{without_uv}"})
     assert ok.returncode == 0, ok.stderr
     assert 'args: ["with uv"]' in ok.stdout
+
+
+def test_a_first_build_compiles_the_launchers_crates_while_the_payload_is_staged(
+    example_copy: Path, tmp_path: Path, install_root: Path
+) -> None:
+    """A fresh cargo target dir, as on a CI runner: pyaket-core and its crates (zstd's C the longest) are compiled
+    while the payload is compressed and staged, so the launcher's own cargo run compiles only what embeds it."""
+    result = build(example_copy, "--wheel", env={"CARGO_TARGET_DIR": str(tmp_path / "cargo-target")})
+    output = result.stdout + result.stderr
+    first = output.index(f"pyaket: first build for {HOST_TRIPLE}")
+    launcher = output.index("[example-app] with cargo:")
+    ahead, after = output[first:launcher], output[launcher:]
+    assert "Compiling zstd-sys" in ahead and "Compiling pyaket-core" in ahead, ahead
+    compiled_after = set(re.findall(r"Compiling (\S+) v", after))
+    assert compiled_after == {"pyaket-manifest", "pyaket-payload", "pyaket-launcher"}, after
+    exe = example_copy / "dist" / f"example-app-1.0.0-{HOST_TRIPLE}"
+    checked = manage(exe, "check", install_root=install_root)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    app = run(exe, ["hi"], install_root=install_root)
+    assert app.returncode == 0 and 'args: ["hi"]' in app.stdout, app.stderr
