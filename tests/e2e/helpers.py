@@ -111,6 +111,14 @@ def build_variant(
     return project / "dist" / artifacts.executable_name("example-app", version, parse_target(target))
 
 
+def fresh_copy(exe: Path, folder: Path) -> Path:
+    """A copy of `exe` in `folder/bin`, where a user keeps it (a self-update may replace it)."""
+    copy = folder / "bin" / exe.name
+    copy.parent.mkdir()
+    shutil.copy2(exe, copy)
+    return copy
+
+
 def make_key_pair(folder: Path, name: str) -> tuple[Path, Path]:
     """A minisign key pair made by the minisign CLI (no password): its public and secret key files."""
     if shutil.which("minisign") is None:

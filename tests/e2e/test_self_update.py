@@ -18,6 +18,7 @@ from tests.e2e.helpers import (
     HOST_TRIPLE,
     build_variant,
     finish_sleeping,
+    fresh_copy,
     make_key_pair,
     manage,
     run,
@@ -85,10 +86,7 @@ def builds(tmp_path_factory: pytest.TempPathFactory, server: Server, keys: Keys)
 @pytest.fixture
 def exe(builds: Builds, tmp_path: Path) -> Path:
     """A fresh copy of v1 (each test may replace it)."""
-    copy = tmp_path / "bin" / builds.v1.name
-    copy.parent.mkdir()
-    shutil.copy2(builds.v1, copy)
-    return copy
+    return fresh_copy(builds.v1, tmp_path)
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.crossenv import BUILD_STD, load_cross_env
-from tests.e2e.helpers import build_variant, make_key_pair
+from tests.e2e.helpers import build_variant, fresh_copy, make_key_pair
 from tests.localserver import serve
 
 pytestmark = [pytest.mark.e2e, pytest.mark.cross]
@@ -84,10 +84,7 @@ def release(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Release]:
 @pytest.fixture
 def exe(release: Release, tmp_path: Path) -> Path:
     """A fresh copy of v1 where a user keeps it."""
-    copy = tmp_path / "bin" / release.v1.name
-    copy.parent.mkdir()
-    shutil.copy2(release.v1, copy)
-    return copy
+    return fresh_copy(release.v1, tmp_path)
 
 
 def sha256(path: Path) -> str:
