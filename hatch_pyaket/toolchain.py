@@ -354,10 +354,10 @@ def compiling_ahead(
         return
     try:
         yield
-    except BaseException:
+        code = started.wait(report or _stderr_line, label=f"{invocation.tool} (the launcher's dependencies)")
+    except BaseException:  # the block failed, or an interrupt came while waiting
         started.stop()
         raise
-    code = started.wait(report or _stderr_line, label=f"{invocation.tool} (the launcher's dependencies)")
     if code != 0 and report:
         report(f"pyaket: compiling the launcher's dependencies first failed (exit code {code}); building it all now")
 
