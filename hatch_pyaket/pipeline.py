@@ -299,7 +299,7 @@ def build_target(
             ):
                 staging = ctx.cargo_target_dir / "pyaket-payload" / part.target.name
                 spec = _payload_spec(config, app, part.target, entry, wheel, part.uv, part.deps, target)
-                first_build = not (ctx.cargo_target_dir / part.target.triple / config.cargo_profile).is_dir()
+                first_build = not part.invocation.artifact.parent.is_dir()  # <target dir>/<triple>/<profile>
                 if first_build:
                     ctx.report(
                         f"pyaket: first build for {part.target.name} in {ctx.cargo_target_dir}: compiling the "

@@ -12,7 +12,6 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
 
 Report = Callable[[str], None]
 
@@ -112,8 +111,9 @@ class Forwarded:
             list(command), env=dict(env), stdout=sys.stderr, stderr=subprocess.PIPE, text=True, errors="replace"
         )
         self.started = time.monotonic()
-        self._state: dict[str, Any] = {"last": self.started, "unit": ""}
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards the two below, written by the reader thread
+        self._last_line = self.started
+        self._unit = ""  # what cargo last said it started: "compiling zstd-sys v2.1.2"
         self._reader = threading.Thread(target=self._forward, name="pyaket-cargo-stderr", daemon=True)
         self._reader.start()
 
@@ -124,9 +124,9 @@ class Forwarded:
             sys.stderr.flush()
             match = _UNIT_RE.match(line)
             with self._lock:
-                self._state["last"] = time.monotonic()
+                self._last_line = time.monotonic()
                 if match:
-                    self._state["unit"] = f"{match.group(1).lower()} {match.group(2)}"
+                    self._unit = f"{match.group(1).lower()} {match.group(2)}"
 
     def wait(self, report: Report, *, label: str = "cargo", interval: float = HEARTBEAT_SECONDS) -> int:
         while True:
@@ -136,8 +136,8 @@ class Forwarded:
             except subprocess.TimeoutExpired:
                 pass
             with self._lock:
-                quiet = time.monotonic() - float(self._state["last"])
-                unit = str(self._state["unit"])
+                quiet = time.monotonic() - self._last_line
+                unit = self._unit
             if quiet >= interval:
                 if unit.startswith("compiling "):
                     doing = f"; last started: {_describe(unit.split(' ', 1)[1])}"
@@ -145,7 +145,7 @@ class Forwarded:
                     doing = f"; {unit}" if unit else ""
                 report(f"pyaket: {label} still working ({time.monotonic() - self.started:.0f} s){doing}")
                 with self._lock:
-                    self._state["last"] = time.monotonic()
+                    self._last_line = time.monotonic()
         self._reader.join(timeout=5)
         return code
 

@@ -347,6 +347,7 @@ def compiling_ahead(
     fails, the compile is stopped before the caller releases the target dir.
     """
     ahead = dependencies_only(invocation)
+    say = report or _stderr_line
     try:
         started = progress.Forwarded(ahead.command, {**os.environ, **ahead.env, **extra_env})
     except OSError:
@@ -354,12 +355,12 @@ def compiling_ahead(
         return
     try:
         yield
-        code = started.wait(report or _stderr_line, label=f"{invocation.tool} (the launcher's dependencies)")
+        code = started.wait(say, label=f"{invocation.tool} (the launcher's dependencies)")
     except BaseException:  # the block failed, or an interrupt came while waiting
         started.stop()
         raise
-    if code != 0 and report:
-        report(f"pyaket: compiling the launcher's dependencies first failed (exit code {code}); building it all now")
+    if code != 0:
+        say(f"pyaket: compiling the launcher's dependencies first failed (exit code {code}); building it all now")
 
 
 def _stderr_line(line: str) -> None:

@@ -74,8 +74,9 @@ fn run() -> Result<(), String> {
 }
 
 /// The `pyaket_core::PayloadFile` expression of one file, after checking
-/// its frame table: the frames tile the blob, each is one zstd frame whose header announces the recorded size, and the
-/// sizes add up to the manifest's.
+/// its frame table: the frames tile the blob, each is one zstd frame whose
+/// header announces the recorded size, and the sizes add up to the
+/// manifest's.
 fn embedded_file(dir: &Path, meta: &FileMeta, table: &FrameTable) -> Result<String, String> {
     let path = table
         .blob

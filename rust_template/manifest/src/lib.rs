@@ -472,8 +472,6 @@ impl<'a, F: AsRef<FileMeta<'a>>> Manifest<'a, F> {
                 self.manifest_hash
             ));
         }
-        #[cfg(not(feature = "hashes"))]
-        return Ok(());
         #[cfg(feature = "hashes")]
         self.check_hashes().map_err(|m| {
             format!(
@@ -481,7 +479,8 @@ impl<'a, F: AsRef<FileMeta<'a>>> Manifest<'a, F> {
                  or the plugin and this template disagree on its fields (see docs/payload-contract.md)",
                 m.field, m.expected, m.got
             )
-        })
+        })?;
+        Ok(())
     }
 
     /// The same manifest with other per-file values (same order, same names).
