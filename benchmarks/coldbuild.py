@@ -27,15 +27,12 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-SCRUBBED_PREFIXES = ("PYAKET_", "HATCH_PYAKET_", "UV_", "PIP_", "PYINSTALLER_")
+if __package__ in (None, ""):  # `python benchmarks/coldbuild.py`: import from the repository root
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks.measure import clean_env  # noqa: E402
+
 EDIT_FILE = "src/example_app/cli.py"
-
-
-def clean_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(SCRUBBED_PREFIXES)}
-    for key in ("VIRTUAL_ENV", "PYTHONPATH", "CARGO_TARGET_DIR"):
-        env.pop(key, None)
-    return {**env, **extra}
 
 
 def timed(cmd: list[str], log: Path, env: dict[str, str], cwd: Path | None = None) -> tuple[float, float]:
